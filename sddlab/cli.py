@@ -1,0 +1,132 @@
+"""`sddlab` command line: run presets with overrides, list presets, show and index results."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from sddlab.errors import SddError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Reproduce, explore and teach sparse double descent.")
+
+TABLE_COLUMNS = [
+    "level", "sparsity", "remaining", "test_acc", "test_loss", "train_acc_noisy", "train_acc_clean",
+    "memorized", "learning_distance", "seconds",
+]
+
+
+def format_table(table: pd.DataFrame) -> str:
+    """The level table for a terminal: sparsity in %, accuracies with three decimals."""
+    if table.empty:
+        return "(no finished level yet)"
+    shown = table[[c for c in TABLE_COLUMNS if c in table]].copy()
+    shown["sparsity"] = (100 * shown["sparsity"]).map("{:.2f}%".format)
+    return shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+
+
+def _build_config(preset: str, config_file: Path | None, assignments: list[str]):
+    from sddlab.config import Config, parse_assignment
+    from sddlab.presets import get_preset
+
+    if config_file is not None:
+        if not config_file.is_file():
+            raise SddError(f"--config={str(config_file)!r} is not allowed: an existing JSON config file")
+        config = Config.from_json(config_file.read_text())
+    else:
+        config = get_preset(preset)
+    overrides = dict(parse_assignment(text) for text in assignments)
+    return config.with_overrides(overrides) if overrides else config
+
+
+@app.command()
+def run(
+    preset: str = typer.Option("digits", help="preset name (see `sddlab presets`)"),
+    set_: list[str] = typer.Option([], "--set", help="override, e.g. noise.rate=0.2 (repeatable)"),
+    config_file: Path | None = typer.Option(None, "--config", help="a config.json instead of a preset"),
+    results: Path = typer.Option(Path("results"), help="folder holding run directories"),
+    data: Path = typer.Option(Path("data"), help="folder holding data sets"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    figure: bool = typer.Option(True, help="write figure.html into the run directory"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
+) -> None:
+    """Run (or resume) a preset with overrides; print the level table and write the figure."""
+    import sddlab
+    from sddlab.plots import curve_figure, write_html
+
+    config = _build_config(preset, config_file, set_)
+    try:
+        run_dir = sddlab.run(config, results, data_dir=data, device=device, progress=not quiet)
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted: finished levels are kept; run the same command to resume "
+                   f"({results / config.run_name()})", err=True)
+        raise typer.Exit(130) from None
+    table = sddlab.load(run_dir)
+    typer.echo(format_table(table))
+    if figure:
+        path = write_html(curve_figure(table, title=f"{config.name}: {config.description}"), run_dir / "figure.html")
+        typer.echo(f"figure: {path}")
+    typer.echo(f"run directory: {run_dir}")
+
+
+@app.command()
+def presets() -> None:
+    """List the presets with a one-line description."""
+    from sddlab.presets import list_presets
+
+    entries = list_presets()
+    width = max(len(name) for name in entries)
+    for name, config in entries.items():
+        typer.echo(f"{name:<{width}}  {config.description}")
+
+
+@app.command()
+def show(
+    run_dir: Path = typer.Argument(..., help="a run directory"),
+    format: str = typer.Option("table", "--format", help="table, csv or json"),
+) -> None:
+    """Print the level table of a finished or partial run."""
+    from sddlab.store import RunStore
+
+    if format not in ("table", "csv", "json"):
+        raise SddError(f"--format={format!r} is not allowed: table, csv or json")
+    table = RunStore(run_dir).table()
+    if format == "csv":
+        typer.echo(table.to_csv(index=False), nl=False)
+    elif format == "json":
+        typer.echo(table.to_json(orient="records", indent=2))
+    else:
+        typer.echo(format_table(table))
+
+
+@app.command("index")
+def index_command(
+    results: Path = typer.Argument(Path("results"), help="a folder of run directories"),
+    output: Path | None = typer.Option(None, help="write the tidy table as .csv or .parquet"),
+) -> None:
+    """One tidy table over many runs: a row per run x level, config fields as columns."""
+    from sddlab.store import index
+
+    table = index(results)
+    if output is None:
+        typer.echo(table.to_csv(index=False), nl=False)
+    elif output.suffix == ".parquet":
+        table.to_parquet(output, index=False)
+    else:
+        table.to_csv(output, index=False)
+
+
+def main() -> None:
+    """Entry point: bad input ends with one line on stderr and exit code 2."""
+    try:
+        app()
+    except SddError as error:
+        typer.echo(f"sddlab: error: {error}", err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,246 @@
+"""Typed, validated experiment configuration with a stable hash that names the run directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from sddlab.errors import ConfigError
+
+_DURATION = re.compile(r"^(\d+)(ep|it)$")
+
+
+def _check_duration(text: str) -> str:
+    if not isinstance(text, str) or not _DURATION.match(text):
+        raise ValueError("a duration like '150ep' (epochs) or '1000it' (iterations)")
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_check_duration)]
+
+
+def to_iterations(duration: str, iterations_per_epoch: int) -> int:
+    """Convert a duration such as '150ep' or '1000it' to a number of iterations."""
+    count, unit = _DURATION.match(duration).groups()  # type: ignore[union-attr]
+    return int(count) * (iterations_per_epoch if unit == "ep" else 1)
+
+
+def _neutral(default: Any, **kwargs: Any) -> Any:
+    """A field left out of the hash while it holds its default, so adding it renames no old run."""
+    return Field(default, json_schema_extra={"neutral": True}, **kwargs)
+
+
+def _first_error(error: ValidationError, prefix: str = "") -> ConfigError:
+    detail = error.errors(include_url=False)[0]
+    field = ".".join(str(part) for part in detail["loc"] if not str(part).startswith("function-"))
+    allowed = detail["msg"].removeprefix("Value error, ")
+    if detail["type"] == "extra_forbidden":
+        allowed = "unknown field"
+    return ConfigError(prefix + field, detail.get("input"), allowed)
+
+
+class _Section(BaseModel):
+    """Frozen, strict section: unknown fields and bad values fail on construction with one line."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    def __init__(self, **data: Any):
+        try:
+            super().__init__(**data)
+        except ValidationError as error:
+            raise _first_error(error) from None
+
+
+class DataConfig(_Section):
+    name: str = "digits"
+    subset: int | None = _neutral(None, gt=0, description="keep this many training examples (seeded)")
+
+    @field_validator("name")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        from sddlab.data import DATASETS
+
+        if name not in DATASETS:
+            raise ValueError(f"one of {', '.join(sorted(DATASETS))}")
+        return name
+
+
+NoiseType = Literal["random", "symmetric", "pairflip", "asymmetric"]
+
+
+class NoiseConfig(_Section):
+    type: NoiseType = "symmetric"
+    rate: float = Field(0.0, ge=0.0, lt=1.0, description="nominal fraction of corrupted training labels")
+
+
+class ModelConfig(_Section):
+    name: str = "mlp"
+    hidden: tuple[int, ...] = Field((256, 256), description="hidden widths (MLP only)")
+    init: Literal["kaiming_normal", "default"] = "kaiming_normal"
+    ignored: tuple[str, ...] | None = Field(None, description="layers never pruned; None = the model's default")
+    width: float = _neutral(1.0, gt=0, description="width multiplier (conv nets)")
+    bn_init: Literal["uniform", "default"] = _neutral("uniform", description="BatchNorm gamma ~ U(0,1)")
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from sddlab.models import MODELS
+
+        if name not in MODELS:
+            raise ValueError(f"one of {', '.join(sorted(MODELS))}")
+        return name
+
+    @field_validator("hidden")
+    @classmethod
+    def _positive_widths(cls, hidden: tuple[int, ...]) -> tuple[int, ...]:
+        if any(width <= 0 for width in hidden):
+            raise ValueError("positive integers")
+        return hidden
+
+
+class TrainingConfig(_Section):
+    optimizer: Literal["sgd", "adam", "adamw"] = "sgd"
+    lr: float = Field(0.1, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int = Field(128, gt=0)
+    duration: Duration = "150ep"
+    schedule: Literal["constant", "multistep", "cosine"] = "constant"
+    milestones: tuple[Duration, ...] = ()
+    gamma: float = Field(0.1, gt=0)
+    warmup: Duration = "0it"
+
+    @field_validator("duration")
+    @classmethod
+    def _positive_duration(cls, duration: str) -> str:
+        if to_iterations(duration, 1) <= 0:
+            raise ValueError("a positive duration like '150ep' or '1000it'")
+        return duration
+
+
+class PruningConfig(_Section):
+    score: Literal["magnitude", "gradient", "random"] = "magnitude"
+    scope: Literal["global", "layerwise"] = "global"
+    fraction: float = Field(0.2, gt=0, lt=1, description="share of the remaining prunable weights removed per level")
+
+
+class RetrainingConfig(_Section):
+    mode: Literal["rewind", "finetune", "lr-rewind", "scratch"] = "rewind"
+    rewind_point: Duration = "0it"
+    finetune_lr: float | None = Field(None, gt=0, description="constant LR of finetune mode; None = training.lr")
+    finetune_duration: Duration | None = Field(None, description="length of finetune mode; None = training.duration")
+
+
+class ExperimentConfig(_Section):
+    levels: int = Field(30, ge=0, description="pruning levels after the dense level 0")
+    seed: int = Field(0, ge=0)
+
+
+class Config(_Section):
+    """One sparse-double-descent experiment; its hash names the run directory."""
+
+    name: str = Field("custom", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    data: DataConfig = DataConfig()
+    noise: NoiseConfig = NoiseConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    pruning: PruningConfig = PruningConfig()
+    retraining: RetrainingConfig = RetrainingConfig()
+    experiment: ExperimentConfig = ExperimentConfig()
+
+    # -- identity -------------------------------------------------------------------------------
+    def hash_payload(self) -> dict[str, Any]:
+        """Everything that changes results; neutral fields at their default are left out."""
+        payload: dict[str, Any] = {}
+        for section_name in _SECTIONS:
+            section = getattr(self, section_name)
+            values = section.model_dump(mode="json")
+            for field_name, info in type(section).model_fields.items():
+                extra = info.json_schema_extra or {}
+                if isinstance(extra, dict) and extra.get("neutral") and getattr(section, field_name) == info.default:
+                    values.pop(field_name)
+            payload[section_name] = values
+        return payload
+
+    def short_hash(self) -> str:
+        """A 10-hex-digit hash of the result-changing fields (name and description excluded)."""
+        text = json.dumps(self.hash_payload(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:10]
+
+    def run_name(self) -> str:
+        return f"{self.name}-{self.short_hash()}"
+
+    # -- (de)serialisation ----------------------------------------------------------------------
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Config:
+        return cls(**json.loads(text))
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted field names to values (tuples as strings), for tables and indexes."""
+        flat: dict[str, Any] = {"name": self.name}
+        for section_name in _SECTIONS:
+            for key, value in getattr(self, section_name).model_dump(mode="json").items():
+                flat[f"{section_name}.{key}"] = json.dumps(value) if isinstance(value, list) else value
+        return flat
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Config:
+        """A copy with dotted-path overrides such as {'noise.rate': 0.2}, validated again."""
+        data = self.model_dump(mode="json")
+        for path, value in overrides.items():
+            parts = path.split(".")
+            if len(parts) == 1 and parts[0] in ("name", "description"):
+                data[parts[0]] = value
+                continue
+            if len(parts) != 2 or parts[0] not in _SECTIONS:
+                raise ConfigError(path, value, f"section.field with section one of {', '.join(_SECTIONS)}")
+            section, field = parts
+            if field not in _SECTION_TYPES[section].model_fields:
+                allowed = ", ".join(_SECTION_TYPES[section].model_fields)
+                raise ConfigError(path, value, f"a field of {section}: {allowed}")
+            data[section][field] = value
+        return Config(**data)
+
+
+_SECTION_TYPES: dict[str, type[_Section]] = {
+    "data": DataConfig,
+    "noise": NoiseConfig,
+    "model": ModelConfig,
+    "training": TrainingConfig,
+    "pruning": PruningConfig,
+    "retraining": RetrainingConfig,
+    "experiment": ExperimentConfig,
+}
+_SECTIONS = tuple(_SECTION_TYPES)
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """Parse one `--set section.field=value`; the value is read as JSON, else as a plain string."""
+    if "=" not in text:
+        raise ConfigError("--set", text, "section.field=value, e.g. noise.rate=0.2")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not re.fullmatch(r"[a-z_]+(\.[a-z_]+)?", key):
+        raise ConfigError("--set", text, "section.field=value, e.g. noise.rate=0.2")
+    raw = raw.strip()
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:  # plain strings; hidden=128,128 or milestones=80ep,120ep as lists
+        value = [_scalar(part) for part in raw.split(",") if part] if "," in raw else raw
+    return key, value
+
+
+def _scalar(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text

@@ -1,0 +1,60 @@
+"""Data sets by name: each entry loads raw tensors and says how to turn a batch into model input."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class RawData:
+    """A whole data set as CPU tensors: float features (already normalised) or uint8 images (NCHW)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+
+
+# (batch on the device, torch.Generator on the same device) -> float batch ready for the model
+TrainTransform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+EvalTransform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _identity_train(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return x
+
+
+def _identity_eval(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How to get one data set and how its batches are prepared on the device."""
+
+    name: str
+    description: str
+    load: Callable[[Path], RawData]  # data_dir -> RawData; raises DatasetMissing with a one-line hint
+    num_classes: int
+    input_shape: tuple[int, ...]
+    asymmetric: dict[int, int] | None = None  # class -> class for asymmetric noise
+    train_transform: TrainTransform = _identity_train
+    eval_transform: EvalTransform = _identity_eval
+    needs_download: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(spec: DatasetSpec) -> DatasetSpec:
+    """Add a data set to the registry (names are unique)."""
+    if spec.name in DATASETS:
+        raise ValueError(f"dataset {spec.name!r} registered twice")
+    DATASETS[spec.name] = spec
+    return spec

@@ -1,0 +1,32 @@
+"""Build a registered model deterministically from its own seeded stream."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sddlab.config import ModelConfig
+from sddlab.errors import ConfigError
+from sddlab.models.registry import MODELS, initialise, prunable_layers
+
+
+def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
+    """A freshly initialised model on the CPU; the same seed gives bit-identical weights."""
+    spec = MODELS[config.name]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = spec.build(config, tuple(input_shape), num_classes)
+        generator = torch.Generator().manual_seed(seed)
+        initialise(model, config.init, config.bn_init, generator)
+    return model
+
+
+def resolve_ignored(config: ModelConfig, model: nn.Module) -> tuple[str, ...]:
+    """The layers never pruned: the config's list, or the model's default; unknown names are an error."""
+    if config.ignored is None:
+        return MODELS[config.name].default_ignored
+    layers = prunable_layers(model)
+    for layer in config.ignored:
+        if layer not in layers:
+            raise ConfigError("model.ignored", layer, f"a prunable layer of {config.name}: {', '.join(layers)}")
+    return tuple(config.ignored)

@@ -1,0 +1,241 @@
+"""The one training loop: masked steps, LR schedule by absolute iteration, device-resident batches."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sddlab.config import TrainingConfig, to_iterations
+from sddlab.data.device import DeviceData
+from sddlab.pruning import Mask
+from sddlab.seeds import stream_seed
+
+
+class StopRequested(Exception):
+    """Raised at an epoch boundary when the caller asked to stop; progress was checkpointed first."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Learning rate as a function of the absolute iteration: warm-up, then constant, multistep or cosine."""
+
+    base_lr: float
+    kind: str = "constant"
+    total: int = 1
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    warmup: int = 0
+
+    @classmethod
+    def from_config(cls, training: TrainingConfig, iterations_per_epoch: int) -> Schedule:
+        return cls(
+            base_lr=training.lr,
+            kind=training.schedule,
+            total=to_iterations(training.duration, iterations_per_epoch),
+            milestones=tuple(to_iterations(m, iterations_per_epoch) for m in training.milestones),
+            gamma=training.gamma,
+            warmup=to_iterations(training.warmup, iterations_per_epoch),
+        )
+
+    def __call__(self, iteration: int) -> float:
+        lr = self.base_lr
+        if self.kind == "multistep":
+            lr *= self.gamma ** sum(iteration >= m for m in self.milestones)
+        elif self.kind == "cosine":
+            lr *= 0.5 * (1.0 + math.cos(math.pi * min(iteration, self.total) / self.total))
+        if self.warmup and iteration < self.warmup:
+            lr *= (iteration + 1) / self.warmup
+        return lr
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How (not what) to compute: device and GPU fast-path switches. Never part of the config hash."""
+
+    device: str = "cpu"
+    amp: bool = True  # bf16 autocast, CUDA only
+    channels_last: bool = True  # conv nets on CUDA only
+    compile: bool = False
+    eval_batch: int = 4096
+
+    @property
+    def is_cuda(self) -> bool:
+        return torch.device(self.device).type == "cuda"
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp and self.is_cuda:
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class EpochStats:
+    """What one finished epoch reports to listeners (live curves, progress bars)."""
+
+    epoch: int  # absolute, 1-based (a level rewound to iteration t starts past epoch 1)
+    last_epoch: int  # the level's final epoch
+    iteration: int  # absolute
+    train_loss: float
+    train_acc: float  # running, on the noisy labels, over the epoch's batches
+    lr: float
+    seconds: float
+
+
+def make_optimizer(model: nn.Module, training: TrainingConfig) -> torch.optim.Optimizer:
+    """SGD (momentum, Nesterov) or Adam/AdamW; weight decay on all parameters, as the paper.
+
+    The fused implementations are used where the device has them (about 25 % faster per step on a
+    2-core CPU for the digits MLP); the arithmetic is the same.
+    """
+    params = list(model.parameters())
+    if training.optimizer == "sgd":
+        optimizer_class, options = torch.optim.SGD, {
+            "momentum": training.momentum, "nesterov": training.nesterov, "weight_decay": training.weight_decay
+        }
+    else:
+        optimizer_class = torch.optim.Adam if training.optimizer == "adam" else torch.optim.AdamW
+        options = {"betas": training.betas, "weight_decay": training.weight_decay}
+    try:
+        return optimizer_class(params, lr=training.lr, fused=True, **options)
+    except (RuntimeError, TypeError, ValueError):
+        return optimizer_class(params, lr=training.lr, foreach=True, **options)
+
+
+class MaskedParameters:
+    """Keeps pruned weights and their gradients exactly zero, so no optimizer state can revive them."""
+
+    def __init__(self, model: nn.Module, mask: Mask):
+        params = dict(model.named_parameters())
+        self.params = [params[name] for name in mask]
+        self.masks = [mask[name].to(device=params[name].device, dtype=params[name].dtype) for name in mask]
+
+    def mask_grads(self) -> None:
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if len(grads) == len(self.params) and grads:
+            torch._foreach_mul_(grads, self.masks)
+
+    @torch.no_grad()
+    def mask_weights(self) -> None:
+        if self.params:
+            torch._foreach_mul_(self.params, self.masks)
+
+
+def train(
+    model: nn.Module,
+    mask: Mask,
+    data: DeviceData,
+    training: TrainingConfig,
+    optimizer: torch.optim.Optimizer,
+    schedule: Callable[[int], float],
+    *,
+    start: int,
+    end: int,
+    seed: int,
+    stream: str,
+    runtime: Runtime = Runtime(),
+    on_epoch: Callable[[EpochStats], None] | None = None,
+    checkpoint: Callable[[int], None] | None = None,
+    checkpoint_every: float = 60.0,
+    should_stop: Callable[[], bool] | None = None,
+) -> None:
+    """Train iterations [start, end) in place; batches are slices of the per-epoch order of (seed, epoch).
+
+    `checkpoint(iteration)` is called at epoch boundaries every `checkpoint_every` seconds and before a
+    requested stop, so an interrupted level resumes at that iteration with identical results.
+    """
+    batch_size = training.batch_size
+    per_epoch = data.iterations_per_epoch(batch_size)
+    masked = MaskedParameters(model, mask)
+    masked.mask_weights()
+    model.train()
+    transform = data.spec.train_transform
+    augment = torch.Generator(device=data.device)
+    last_epoch = math.ceil(end / per_epoch)
+    last_checkpoint = time.monotonic()
+    epoch_start = time.monotonic()
+    loss_sum = torch.zeros((), device=data.device)
+    correct = torch.zeros((), device=data.device, dtype=torch.long)
+    seen = 0
+    order = None
+    for iteration in range(start, end):
+        epoch, position = divmod(iteration, per_epoch)
+        if order is None or position == 0:
+            order = data.epoch_order(seed, epoch)
+            augment.manual_seed(stream_seed(seed, "augment", stream, epoch))
+        index = order[position * batch_size : (position + 1) * batch_size]
+        inputs = transform(data.x_train[index], augment)
+        targets = data.y_train[index]
+        lr = schedule(iteration)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with runtime.autocast():
+            logits = model(inputs)
+            loss = F.cross_entropy(logits, targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        masked.mask_grads()
+        optimizer.step()
+        masked.mask_weights()
+        with torch.no_grad():
+            loss_sum += loss.detach() * len(index)
+            correct += (logits.argmax(1) == targets).sum()
+        seen += len(index)
+        if position == per_epoch - 1 or iteration == end - 1:
+            if on_epoch is not None:
+                on_epoch(
+                    EpochStats(
+                        epoch=epoch + 1, last_epoch=last_epoch, iteration=iteration + 1,
+                        train_loss=float(loss_sum) / seen, train_acc=float(correct) / seen, lr=lr,
+                        seconds=time.monotonic() - epoch_start,
+                    )
+                )
+            loss_sum.zero_()
+            correct.zero_()
+            seen, epoch_start = 0, time.monotonic()
+            stop = should_stop is not None and should_stop()
+            if checkpoint is not None and iteration + 1 < end and (
+                stop or time.monotonic() - last_checkpoint > checkpoint_every
+            ):
+                checkpoint(iteration + 1)
+                last_checkpoint = time.monotonic()
+            if stop and iteration + 1 < end:
+                raise StopRequested(f"stopped at iteration {iteration + 1}")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float
+    acc: float
+    predictions: torch.Tensor
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    runtime: Runtime = Runtime(),
+) -> Evaluation:
+    """Mean cross-entropy, accuracy and predictions over a whole tensor data set, in eval mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
+    predictions = []
+    for begin in range(0, len(y), runtime.eval_batch):
+        inputs = transform(x[begin : begin + runtime.eval_batch])
+        targets = y[begin : begin + runtime.eval_batch]
+        with runtime.autocast():
+            logits = model(inputs).float()
+        loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()
+        predictions.append(logits.argmax(1))
+    model.train(was_training)
+    predicted = torch.cat(predictions)
+    return Evaluation(float(loss_sum) / len(y), float((predicted == y).double().mean()), predicted)
