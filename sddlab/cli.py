@@ -119,6 +119,26 @@ def index_command(
         table.to_csv(output, index=False)
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def notebook(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="notebook name in notebooks/, e.g. 01_curve or lab"),
+    output: Path | None = typer.Option(None, help="folder for the executed notebook, figures and values.json"),
+) -> None:
+    """Run a notebook headless (papermill): sddlab notebook NAME [-p KEY VALUE ...], VALUE read as JSON."""
+    from sddlab.notebooks import execute, parse_value
+
+    args, parameters = list(ctx.args), {}
+    while args:
+        flag = args.pop(0)
+        if flag not in ("-p", "--parameter") or len(args) < 2:
+            raise SddError(f"notebook parameters={' '.join(ctx.args)!r} are not allowed: -p KEY VALUE, repeated")
+        key, value = args.pop(0), args.pop(0)
+        parameters[key] = parse_value(value)
+    target = execute(name, parameters, output)
+    typer.echo(f"executed notebook: {target}")
+
+
 def main() -> None:
     """Entry point: bad input ends with one line on stderr and exit code 2."""
     try:

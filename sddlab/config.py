@@ -37,6 +37,9 @@ def _neutral(default: Any, **kwargs: Any) -> Any:
 def _first_error(error: ValidationError, prefix: str = "") -> ConfigError:
     detail = error.errors(include_url=False)[0]
     field = ".".join(str(part) for part in detail["loc"] if not str(part).startswith("function-"))
+    inner = (detail.get("ctx") or {}).get("error")
+    if isinstance(inner, ConfigError):  # a nested section (its own __init__) already named its field
+        return ConfigError(prefix + ".".join(part for part in (field, inner.field) if part), inner.value, inner.allowed)
     allowed = detail["msg"].removeprefix("Value error, ")
     if detail["type"] == "extra_forbidden":
         allowed = "unknown field"
@@ -128,6 +131,9 @@ class PruningConfig(_Section):
     score: Literal["magnitude", "gradient", "random"] = "magnitude"
     scope: Literal["global", "layerwise"] = "global"
     fraction: float = Field(0.2, gt=0, lt=1, description="share of the remaining prunable weights removed per level")
+    strategy: Literal["iterative", "oneshot"] = _neutral(
+        "iterative", description="oneshot: level L prunes the dense model's weights straight to 1 - (1-fraction)^L"
+    )
 
 
 class RetrainingConfig(_Section):

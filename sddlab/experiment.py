@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from sddlab.models import build_model, prunable_names
 from sddlab.models.build import resolve_ignored
 from sddlab.seeds import stream_seed, torch_stream
 from sddlab.store import RunStore
-from sddlab.training import Runtime, Schedule, evaluate, make_optimizer, train
+from sddlab.training import EpochStats, Runtime, Schedule, evaluate, make_optimizer, train
 
 Weights = dict[str, torch.Tensor]
 
@@ -77,13 +78,15 @@ class Experiment:
     """Runs the levels of one config into its run directory; every finished level is kept."""
 
     def __init__(self, plan: Plan, store: RunStore, listener: Listener | None = None,
-                 should_stop: Callable[[], bool] | None = None, checkpoint_every: float = 60.0):
+                 should_stop: Callable[[], bool] | None = None, checkpoint_every: float = 60.0,
+                 epoch_metrics: bool = False):
         self.plan, self.store = plan, store
         self.config = plan.config
         self.model = plan.model
         self.listener = listener or (lambda event: None)
         self.should_stop = should_stop
         self.checkpoint_every = checkpoint_every
+        self.epoch_metrics = epoch_metrics
         self.seed = self.config.experiment.seed
         self.device = plan.runtime.device
 
@@ -128,7 +131,11 @@ class Experiment:
             tensors.update(opt_tensors)
             self.store.save_checkpoint(partial, tensors, {"iteration": str(iteration), "optimizer": opt_meta})
 
-        def on_epoch(stats) -> None:
+        def on_epoch(stats: EpochStats) -> None:
+            if self.epoch_metrics:  # evaluation touches no RNG and no BN statistics: results unchanged
+                data = self.plan.data
+                test = evaluate(self.model, data.x_test, data.y_test, data.spec.eval_transform, self.plan.runtime)
+                stats = dataclasses.replace(stats, test_acc=test.acc)
             self.listener(EpochEnded(level, stats))
 
         train(self.model, mask, self.plan.data, training, optimizer, schedule, start=start, end=end, seed=self.seed,
@@ -167,7 +174,15 @@ class Experiment:
         return -(-end // per_epoch) - start // per_epoch
 
     def _next_mask(self, level: int, mask: pruning.Mask) -> pruning.Mask:
+        """Iterative: prune `fraction` of what the previous level kept, scored on its final weights.
+        One-shot: prune the dense level's final weights straight to sparsity 1 - (1 - fraction)^level."""
         cfg = self.config.pruning
+        fraction = cfg.fraction
+        if cfg.strategy == "oneshot":
+            _, dense_weights = self._load_level(0)
+            self._load_state(dense_weights)
+            mask = pruning.dense_mask(self.model, self.plan.prunable)
+            fraction = 1.0 - (1.0 - cfg.fraction) ** level
         if cfg.score == "magnitude":
             scores = pruning.magnitude_scores(self.model, mask)
         elif cfg.score == "random":
@@ -183,7 +198,7 @@ class Experiment:
                 return nn.functional.cross_entropy(model(inputs), data.y_train[index])
 
             scores = pruning.gradient_scores(self.model, mask, loss_fn)
-        return pruning.prune_mask(scores, mask, cfg.fraction, cfg.scope)
+        return pruning.prune_mask(scores, mask, fraction, cfg.scope)
 
     def _start_state(self, level: int, init: Weights, rewind: Weights, previous: Weights | None) -> Weights:
         mode = self.config.retraining.mode

@@ -84,3 +84,29 @@ def write_html(fig: go.Figure, path: str | Path) -> Path:
     path = Path(path)
     atomic_write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
     return path
+
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+def comparison_figure(table: pd.DataFrame, by: str, title: str = "", column: str = "test_acc") -> go.Figure:
+    """One curve per value of `by` (e.g. 'noise.rate'): `column` solid, noisy-train accuracy dotted."""
+    fig = go.Figure()
+    for index, (value, group) in enumerate(table.groupby(by, sort=True)):
+        color = PALETTE[index % len(PALETTE)]
+        agg = _aggregate(group, column)
+        fig.add_trace(go.Scatter(x=agg["remaining"], y=agg["mean"], mode="lines+markers", name=f"{by}={value}",
+                                 line={"color": color}, legendgroup=str(value),
+                                 error_y={"type": "data", "array": agg["std"], "visible": bool((agg["n"] > 1).any())}))
+        if "train_acc_noisy" in group:
+            train = _aggregate(group, "train_acc_noisy")
+            fig.add_trace(go.Scatter(x=train["remaining"], y=train["mean"], mode="lines", showlegend=False,
+                                     line={"color": color, "dash": "dot"}, legendgroup=str(value),
+                                     name=f"{by}={value} train (noisy)"))
+    dense = int(table.loc[table["level"] == table["level"].min(), "remaining"].max())
+    values, labels = sparsity_ticks(dense)
+    fig.update_xaxes(type="log", autorange="reversed", tickvals=values, ticktext=labels,
+                     title_text="sparsity (log axis of remaining prunable weights)")
+    fig.update_yaxes(title_text=f"{column} (solid), noisy-train accuracy (dotted)", range=[0, 1.02])
+    fig.update_layout(title=title, template="plotly_white", height=480)
+    return fig

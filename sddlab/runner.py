@@ -49,11 +49,14 @@ def run(
     should_stop: Callable[[], bool] | None = None,
     checkpoint_every: float = 60.0,
     runtime: Runtime | None = None,
+    epoch_metrics: bool = False,
 ) -> Path:
     """Run (or resume, or just return) the experiment of `config`; returns its run directory.
 
     Bad input raises a one-line `SddError` before any directory is created. A finished run returns
     at once; an interrupted one resumes at its first unfinished level (and last checkpointed epoch).
+    `listener` receives the run's events; `should_stop` is polled every epoch (progress is checkpointed,
+    then `StopRequested` is raised); `epoch_metrics` adds test accuracy to every epoch event.
     """
     if not isinstance(config, Config):
         raise ConfigError("config", type(config).__name__, "an sddlab.Config (e.g. sddlab.get_preset('digits'))")
@@ -88,5 +91,5 @@ def run(
     }
     store = RunStore.open_or_create(results, config, meta)
     with store.lock():
-        experiment = Experiment(prepared, store, emit, should_stop, checkpoint_every)
+        experiment = Experiment(prepared, store, emit, should_stop, checkpoint_every, epoch_metrics)
         return experiment.run()

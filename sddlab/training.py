@@ -86,6 +86,7 @@ class EpochStats:
     train_acc: float  # running, on the noisy labels, over the epoch's batches
     lr: float
     seconds: float
+    test_acc: float | None = None  # only when the run asked for per-epoch evaluation
 
 
 def make_optimizer(model: nn.Module, training: TrainingConfig) -> torch.optim.Optimizer:

@@ -42,8 +42,15 @@ def correlation_table(
     rows = []
     for name in predictors:
         pair = df[[name, target]].apply(pd.to_numeric, errors="coerce").replace([np.inf, -np.inf], np.nan).dropna()
-        row = {"predictor": name, "spearman": np.nan, "spearman_p": np.nan, "kendall": np.nan,
-               "kendall_p": np.nan, "n": len(pair), "note": ""}
+        row = {
+            "predictor": name,
+            "spearman": np.nan,
+            "spearman_p": np.nan,
+            "kendall": np.nan,
+            "kendall_p": np.nan,
+            "n": len(pair),
+            "note": "",
+        }
         if len(pair) < min_rows:
             row["note"] = f"fewer than {min_rows} complete rows"
         elif pair[name].nunique() < 2:
@@ -53,7 +60,11 @@ def correlation_table(
         else:
             spearman = stats.spearmanr(pair[name], pair[target])
             kendall = stats.kendalltau(pair[name], pair[target])
-            row.update(spearman=float(spearman.statistic), spearman_p=float(spearman.pvalue),
-                       kendall=float(kendall.statistic), kendall_p=float(kendall.pvalue))
+            row.update(
+                spearman=float(spearman.statistic),
+                spearman_p=float(spearman.pvalue),
+                kendall=float(kendall.statistic),
+                kendall_p=float(kendall.pvalue),
+            )
         rows.append(row)
     return pd.DataFrame(rows, columns=list(COLUMNS))

@@ -255,13 +255,20 @@ def top_eigenvalue(
     start = start.to(device=op.support.device, dtype=op.support.dtype) * op.support
     if float(start.norm()) == 0.0:
         return 0.0  # everything pruned: the Hessian on the (empty) support is zero
+    return _largest_eigenvalue(op.matvec, start, iters, tol, method)
+
+
+def _largest_eigenvalue(
+    matvec: Callable[[Tensor], Tensor], start: Tensor, iters: int, tol: float, method: str
+) -> float:
+    """Largest algebraic eigenvalue of the symmetric operator ``matvec`` (batched ``[B, P]`` in/out)."""
     if method == "lanczos":
-        return _lanczos(op.matvec, start, iters, tol)
+        return _lanczos(matvec, start, iters, tol)
     if method != "power":
         raise ValueError(f"method={method!r} is not 'power' or 'lanczos'")
-    value, _ = _power_iteration(op.matvec, start, iters, tol, shift=0.0)
-    if value < 0:
-        shifted, _ = _power_iteration(op.matvec, start, iters, tol, shift=value)
+    value, _ = _power_iteration(matvec, start, iters, tol, shift=0.0)
+    if value < 0:  # the dominant eigenvalue is negative: the largest one is dominant for H - value * I
+        shifted, _ = _power_iteration(matvec, start, iters, tol, shift=value)
         value = shifted + value
     return value
 

@@ -62,32 +62,62 @@ def phase_figure(report: PhaseReport, title: str | None = None) -> go.Figure:
     """Test and noisy-train accuracy vs remaining weights, phases shaded, landmarks marked."""
     frame = report.to_frame()
     x = _remaining(frame["sparsity"].to_numpy())
-    hover = [f"level {lv}<br>sparsity {100 * s:.2f} %" for lv, s in zip(frame["level"], frame["sparsity"])]
+    hover = [f"level {lv}<br>sparsity {100 * s:.2f} %" for lv, s in zip(frame["level"], frame["sparsity"], strict=True)]
     fig = go.Figure()
     for band in phase_bands(report):
-        fig.add_vrect(x0=band["x0"], x1=band["x1"], fillcolor=PHASE_COLOURS[str(band["phase"])], line_width=0,
-                      layer="below", annotation_text=str(band["phase"]), annotation_position="top left")
+        fig.add_vrect(
+            x0=band["x0"],
+            x1=band["x1"],
+            fillcolor=PHASE_COLOURS[str(band["phase"])],
+            line_width=0,
+            layer="below",
+            annotation_text=str(band["phase"]),
+            annotation_position="top left",
+        )
     errors = frame["test_se"].to_numpy() if report.n_seeds > 1 else None
-    fig.add_trace(go.Scatter(
-        x=x, y=frame["test_acc"], mode="lines+markers", name="test accuracy", text=hover,
-        error_y=None if errors is None else {"type": "data", "array": errors, "visible": True},
-        hovertemplate="%{text}<br>test %{y:.4f}<extra></extra>",
-    ))
-    fig.add_trace(go.Scatter(
-        x=x, y=frame["train_acc_noisy"], mode="lines+markers", name="train accuracy (noisy labels)",
-        text=hover, line={"dash": "dot"}, hovertemplate="%{text}<br>train %{y:.4f}<extra></extra>",
-    ))
-    marks = [("critical minimum", report.critical_sparsity, report.critical_test_acc, "triangle-down"),
-             ("sweet peak", report.sweet_sparsity, report.sweet_test_acc, "star"),
-             ("collapse", report.collapse_sparsity, report.collapse_test_acc, "x")]
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=frame["test_acc"],
+            mode="lines+markers",
+            name="test accuracy",
+            text=hover,
+            error_y=None if errors is None else {"type": "data", "array": errors, "visible": True},
+            hovertemplate="%{text}<br>test %{y:.4f}<extra></extra>",
+        )
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=frame["train_acc_noisy"],
+            mode="lines+markers",
+            name="train accuracy (noisy labels)",
+            text=hover,
+            line={"dash": "dot"},
+            hovertemplate="%{text}<br>train %{y:.4f}<extra></extra>",
+        )
+    )
+    marks = [
+        ("critical minimum", report.critical_sparsity, report.critical_test_acc, "triangle-down"),
+        ("sweet peak", report.sweet_sparsity, report.sweet_test_acc, "star"),
+        ("collapse", report.collapse_sparsity, report.collapse_test_acc, "x"),
+    ]
     for name, sparsity, acc, symbol in marks:
         if sparsity is not None and acc is not None:
-            fig.add_trace(go.Scatter(x=_remaining(np.array([sparsity])), y=[acc], mode="markers", name=name,
-                                     marker={"symbol": symbol, "size": 13, "color": "black"}))
+            fig.add_trace(
+                go.Scatter(
+                    x=_remaining(np.array([sparsity])),
+                    y=[acc],
+                    mode="markers",
+                    name=name,
+                    marker={"symbol": symbol, "size": 13, "color": "black"},
+                )
+            )
     fig.update_xaxes(type="log", autorange="reversed", title="fraction of prunable weights remaining")
     fig.update_yaxes(title="accuracy")
-    fig.update_layout(title=title or report.summary.split(":")[0], hovermode="closest",
-                      legend={"orientation": "h", "y": -0.2})
+    fig.update_layout(
+        title=title or report.summary.split(":")[0], hovermode="closest", legend={"orientation": "h", "y": -0.2}
+    )
     return fig
 
 
@@ -98,10 +128,24 @@ def interpolation_figure(df: pd.DataFrame, title: str = "Linear interpolation") 
     for i, (split, part) in enumerate(df.groupby("split", sort=False)):
         colour = colours[i % len(colours)]
         part = part.sort_values("alpha")
-        fig.add_trace(go.Scatter(x=part["alpha"], y=part["loss"], name=f"{split} loss", legendgroup=str(split),
-                                 line={"color": colour}), row=1, col=1)
-        fig.add_trace(go.Scatter(x=part["alpha"], y=part["acc"], name=f"{split} accuracy", legendgroup=str(split),
-                                 line={"color": colour, "dash": "dash"}), row=1, col=2)
+        fig.add_trace(
+            go.Scatter(
+                x=part["alpha"], y=part["loss"], name=f"{split} loss", legendgroup=str(split), line={"color": colour}
+            ),
+            row=1,
+            col=1,
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=part["alpha"],
+                y=part["acc"],
+                name=f"{split} accuracy",
+                legendgroup=str(split),
+                line={"color": colour, "dash": "dash"},
+            ),
+            row=1,
+            col=2,
+        )
     fig.update_xaxes(title="alpha (0 = model a, 1 = model b)")
     fig.update_layout(title=title)
     return fig
@@ -120,10 +164,14 @@ def loss_curve_figure(curves: pd.DataFrame | Mapping[str, pd.DataFrame], title: 
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
     for label, part in groups:
         part = part.sort_values("alpha")
-        fig.add_trace(go.Scatter(x=part["alpha"], y=part["loss"], name=str(label), legendgroup=str(label)),
-                      row=1, col=1)
-        fig.add_trace(go.Scatter(x=part["alpha"], y=part["acc"], name=str(label), legendgroup=str(label),
-                                 showlegend=False), row=1, col=2)
+        fig.add_trace(
+            go.Scatter(x=part["alpha"], y=part["loss"], name=str(label), legendgroup=str(label)), row=1, col=1
+        )
+        fig.add_trace(
+            go.Scatter(x=part["alpha"], y=part["acc"], name=str(label), legendgroup=str(label), showlegend=False),
+            row=1,
+            col=2,
+        )
     fig.update_xaxes(title="step along the filter-normalised direction")
     fig.update_layout(title=title)
     return fig
@@ -137,12 +185,20 @@ def correlation_figure(table: pd.DataFrame, method: str = "spearman", title: str
     notes = table["note"].fillna("") if "note" in table.columns else pd.Series([""] * len(table))
     hover = [
         f"{p}<br>{method} {v:.3f}, p = {pv:.3g}, n = {n}" if np.isfinite(v) else f"{p}<br>{note or 'undefined'}"
-        for p, v, pv, n, note in zip(table["predictor"], values, table[f"{method}_p"], table["n"], notes)
+        for p, v, pv, n, note in zip(table["predictor"], values, table[f"{method}_p"], table["n"], notes, strict=True)
     ]
     colours = ["#2ca02c" if v > 0 else "#d62728" for v in values.fillna(0.0)]
-    fig = go.Figure(go.Bar(x=table["predictor"], y=values.fillna(0.0), marker_color=colours, hovertext=hover,
-                           hoverinfo="text", text=[("n/a" if not np.isfinite(v) else f"{v:.2f}") for v in values],
-                           textposition="outside"))
+    fig = go.Figure(
+        go.Bar(
+            x=table["predictor"],
+            y=values.fillna(0.0),
+            marker_color=colours,
+            hovertext=hover,
+            hoverinfo="text",
+            text=[("n/a" if not np.isfinite(v) else f"{v:.2f}") for v in values],
+            textposition="outside",
+        )
+    )
     fig.update_yaxes(range=[-1.1, 1.1], title=f"{method} rank correlation")
     fig.update_layout(title=title or f"Rank correlation with the target ({method})")
     return fig

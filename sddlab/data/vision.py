@@ -79,6 +79,9 @@ def _load_idx_set(name: str, class_name: str, data_dir: Path) -> RawData:
         train, test = cls(str(root), train=True), cls(str(root), train=False)
     except (RuntimeError, ValueError, TypeError, OSError) as error:
         raise SddError(f"{name} under {raw} is unreadable: {_first_line(error)}") from None
+    for split in (train, test):
+        if len(split.data) != len(split.targets) or bool((split.targets >= 10).any()):
+            raise SddError(f"{name} under {raw}: image and label files disagree (counts, or labels outside 0-9)")
     return RawData(
         train.data.unsqueeze(1).contiguous(),
         train.targets.long(),
@@ -96,6 +99,20 @@ def load_mnist(data_dir: Path) -> RawData:
 def load_fashion_mnist(data_dir: Path) -> RawData:
     """Fashion-MNIST from <data_dir>/fashion-mnist/FashionMNIST/raw/ (IDX files, gzipped or not)."""
     return _load_idx_set("fashion-mnist", "FashionMNIST", data_dir)
+
+
+def _extract(archive: Path, root: Path) -> None:
+    """Unpack a tar archive into `root`, refusing links and paths that leave it."""
+    with tarfile.open(archive) as tar:
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+            tar.extractall(root, filter="data")
+            return
+        base = root.resolve()
+        for member in tar.getmembers():
+            inside = (base / member.name).resolve().is_relative_to(base)
+            if not inside or not (member.isfile() or member.isdir()):
+                raise tarfile.TarError(f"{archive}: refusing to unpack {member.name}")
+        tar.extractall(root)
 
 
 # -- CIFAR-10 and CIFAR-100 (official python batches, read by sddlab.data.cifar) -----------------------
@@ -116,16 +133,13 @@ def _load_cifar(name: str, class_name: str, label_key: str, num_classes: int, da
     if not all(path.is_file() for path in train_files + test_files):
         if archive.is_file():
             try:
-                with tarfile.open(archive) as tar:
-                    tar.extractall(root, filter="data")
+                _extract(archive, root)
             except (tarfile.TarError, OSError) as error:
                 raise SddError(f"{archive} could not be unpacked: {_first_line(error)}") from None
         else:
             _fetch(
                 hint,
-                lambda: tv_utils.download_and_extract_archive(
-                    cls.url, str(root), None, cls.filename, cls.tgz_md5
-                ),
+                lambda: tv_utils.download_and_extract_archive(cls.url, str(root), None, cls.filename, cls.tgz_md5),
             )
         if not all(path.is_file() for path in train_files + test_files):
             raise DatasetMissing(hint)
@@ -190,12 +204,8 @@ _CIFAR = {"transforms": (augment.cifar_train, augment.cifar_eval), **_IMAGENET_S
 _TINY = {"transforms": (augment.tiny_imagenet_train, augment.tiny_imagenet_eval), **_IMAGENET_STATS}
 
 _register("mnist", "MNIST digits, 60k/10k, 1x28x28", load_mnist, 10, (1, 28, 28), MNIST_ASYMMETRIC, **_MNIST)
-_register(
-    "fashion-mnist", "Fashion-MNIST, 60k/10k, 1x28x28", load_fashion_mnist, 10, (1, 28, 28), None, **_MNIST
-)
-_register(
-    "cifar10", "CIFAR-10, 50k/10k, 3x32x32", load_cifar10, 10, (3, 32, 32), CIFAR10_ASYMMETRIC, **_CIFAR
-)
+_register("fashion-mnist", "Fashion-MNIST, 60k/10k, 1x28x28", load_fashion_mnist, 10, (1, 28, 28), None, **_MNIST)
+_register("cifar10", "CIFAR-10, 50k/10k, 3x32x32", load_cifar10, 10, (3, 32, 32), CIFAR10_ASYMMETRIC, **_CIFAR)
 _register(
     "cifar100",
     "CIFAR-100 (fine labels), 50k/10k, 3x32x32",

@@ -1,6 +1,6 @@
 """Model registry; importing this package registers every built-in model."""
 
-from sddlab.models import mlp  # noqa: F401  (registers)
+from sddlab.models import mlp, resnet, vgg  # noqa: F401  (registers)
 from sddlab.models.build import build_model
 from sddlab.models.registry import MODELS, ModelSpec, prunable_names, register_model
 

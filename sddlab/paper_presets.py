@@ -1,0 +1,96 @@
+"""One preset per experiment of the paper (hyperparameters of its Table B), plus reduced `-cpu` variants.
+
+The paper's "symmetric" noise is, in its code, `random` here (⌈εN⌉ labels redrawn from all classes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sddlab.config import Config
+from sddlab.presets import register_preset
+
+LENET_MNIST: dict[str, Any] = {
+    "data": {"name": "mnist"},
+    "noise": {"type": "random", "rate": 0.2},
+    "model": {"name": "lenet-300-100"},
+    "training": {"optimizer": "sgd", "lr": 0.1, "batch_size": 128, "duration": "200ep", "schedule": "constant"},
+    "retraining": {"mode": "rewind", "rewind_point": "0it"},
+    "experiment": {"levels": 24},
+}
+CIFAR_SGD: dict[str, Any] = {
+    "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 128,
+    "duration": "160ep", "schedule": "multistep", "milestones": ("80ep", "120ep"), "gamma": 0.1,
+}
+
+
+def _resnet18(dataset: str, rate: float, levels: int, **sections: Any) -> dict[str, Any]:
+    base = {
+        "data": {"name": dataset},
+        "noise": {"type": "random", "rate": rate},
+        "model": {"name": "resnet18"},
+        "training": dict(CIFAR_SGD),
+        "retraining": {"mode": "rewind", "rewind_point": "1000it"},
+        "experiment": {"levels": levels},
+    }
+    for section, values in sections.items():
+        base[section] = {**base.get(section, {}), **values}
+    return base
+
+
+def _add(name: str, description: str, spec: dict[str, Any]) -> Config:
+    return register_preset(Config(name=name, description=description, **spec))
+
+
+_add("fig1-lenet-mnist", "Fig. 1 (left): LeNet-300-100 on MNIST, 20% noise, 24 levels of IMP, rewind to init",
+     LENET_MNIST)
+_add("fig1-cifar10", "Fig. 1 (middle): ResNet-18 on CIFAR-10, 20% noise, rewind to iteration 1000",
+     _resnet18("cifar10", 0.2, 28))
+_add("fig1-cifar100", "Fig. 1 (right): ResNet-18 on CIFAR-100, 20% noise, rewind to iteration 1000",
+     _resnet18("cifar100", 0.2, 25))
+_add("clean-cifar10", "clean-label control: ResNet-18 on CIFAR-10 without noise (double descent rarely seen)",
+     _resnet18("cifar10", 0.0, 28))
+for _rate in (0.2, 0.4, 0.8):
+    _add(f"fig4-cifar10-noise{int(_rate * 100)}",
+         f"Fig. 4: ResNet-18 on CIFAR-10 at {_rate:.0%} noise (how the phases move with the noise rate)",
+         _resnet18("cifar10", _rate, 28))
+for _score in ("magnitude", "gradient", "random"):
+    _add(f"fig2-cifar100-{_score}", f"Fig. 2: ResNet-18 on CIFAR-100, 40% noise, {_score} pruning criterion",
+         _resnet18("cifar100", 0.4, 25, pruning={"score": _score}))
+_MODES = {
+    "rewind": {"mode": "rewind", "rewind_point": "1000it"},
+    "finetune": {"mode": "finetune", "finetune_lr": 0.001, "finetune_duration": "160ep"},
+    "lr-rewind": {"mode": "lr-rewind", "rewind_point": "0it"},
+    "scratch": {"mode": "scratch", "rewind_point": "0it"},
+}
+for _mode, _retraining in _MODES.items():
+    _add(f"fig3-cifar100-{_mode}", f"Fig. 3: ResNet-18 on CIFAR-100, 40% noise, retraining by {_mode}",
+         _resnet18("cifar100", 0.4, 25, retraining=_retraining))
+for _kind in ("asymmetric", "pairflip"):
+    _add(f"noise-{_kind}-cifar10", f"noise types: ResNet-18 on CIFAR-10 with 20% {_kind} noise",
+         _resnet18("cifar10", 0.2, 28, noise={"type": _kind}))
+for _dataset in ("cifar10", "cifar100"):
+    _add(f"vgg16-{_dataset}", f"VGG-16 (OpenLTH) on {_dataset.upper()}, 20% noise, rewind to iteration 2000",
+         _resnet18(_dataset, 0.2, 25, model={"name": "vgg16"}, retraining={"rewind_point": "2000it"}))
+_add("resnet101-tiny-imagenet",
+     "ResNet-101 on Tiny ImageNet (32x32), 20% noise, one-shot pruning to 1-0.8^L, rewind to iteration 1000",
+     {
+         "data": {"name": "tiny-imagenet"},
+         "noise": {"type": "random", "rate": 0.2},
+         "model": {"name": "resnet101"},
+         "training": {**CIFAR_SGD, "lr": 0.2, "batch_size": 512, "duration": "200ep",
+                      "milestones": ("100ep", "150ep"), "warmup": "5ep"},
+         "pruning": {"strategy": "oneshot"},
+         "retraining": {"mode": "rewind", "rewind_point": "1000it"},
+         "experiment": {"levels": 20},
+     })
+
+# Reduced presets that keep the experiment's shape at a cost a laptop CPU can pay.
+_add("fig1-lenet-mnist-cpu",
+     "Fig. 1 (left) reduced for a CPU: LeNet-300-100 on 6000 MNIST images, 20% noise, 40 epochs, 24 levels",
+     {**LENET_MNIST, "data": {"name": "mnist", "subset": 6000},
+      "training": {**LENET_MNIST["training"], "duration": "40ep"}})
+_add("fig1-cifar10-cpu",
+     "Fig. 1 (middle) reduced for a CPU: ResNet-18 at 1/8 width on 2000 CIFAR-10 images, 10 epochs, 20 levels",
+     _resnet18("cifar10", 0.2, 20, data={"subset": 2000}, model={"width": 0.125},
+               training={"duration": "10ep", "milestones": ("5ep", "8ep")}, retraining={"rewind_point": "20it"}))

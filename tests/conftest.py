@@ -1,0 +1,83 @@
+"""Shared fixtures for the core tests: small configs, a runner into temporary folders, one finished run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import sddlab
+from sddlab.config import Config
+
+# The `tiny` preset made smaller still: 200 training examples, MLP 64-16-16-10, 2 epochs, levels 0..3.
+SMALL = {"model.hidden": [16, 16], "training.duration": "2ep", "experiment.levels": 3, "data.subset": 200}
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """A data folder of its own (digits needs none; MNIST-1D would be cached here)."""
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def small_config():
+    """`small_config({'noise.rate': 0.2})`: the tiny preset with SMALL and then the given overrides."""
+
+    def make(overrides: dict[str, Any] | None = None, preset: str = "tiny") -> Config:
+        return sddlab.get_preset(preset).with_overrides({**SMALL, **(overrides or {})})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def run_config(data_dir):
+    """`run_config(config, results, **kwargs)`: sddlab.run on the CPU, no progress bar, test data folder."""
+
+    def run(config: Config, results: Path, **kwargs: Any) -> Path:
+        kwargs.setdefault("progress", False)
+        kwargs.setdefault("device", "cpu")
+        return sddlab.run(config, results, data_dir=data_dir, **kwargs)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory, small_config, run_config) -> Path:
+    """The run directory of one finished small run (rewind mode); tests must only read it."""
+    return run_config(small_config(), tmp_path_factory.mktemp("finished"))
+
+
+@pytest.fixture(scope="session")
+def without_seconds():
+    """Level records with the wall-clock column dropped, for exact comparison between runs."""
+
+    def strip(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{key: value for key, value in record.items() if key != "seconds"} for record in records]
+
+    return strip
+
+
+@pytest.fixture
+def spy_train(monkeypatch):
+    """Record every call of the training loop made by experiments: span, schedule and weights at entry."""
+    import sddlab.experiment
+
+    calls: list[dict[str, Any]] = []
+    original = sddlab.experiment.train
+
+    def spy(model, mask, data, training, optimizer, schedule, **kwargs):
+        calls.append({
+            "stream": kwargs["stream"],
+            "start": kwargs["start"],
+            "end": kwargs["end"],
+            "schedule": schedule,
+            "training": training,
+            "entry": {name: tensor.detach().clone() for name, tensor in model.state_dict().items()},
+            "mask": {name: keep.clone() for name, keep in mask.items()},
+        })
+        return original(model, mask, data, training, optimizer, schedule, **kwargs)
+
+    monkeypatch.setattr(sddlab.experiment, "train", spy)
+    return calls
+

@@ -1,0 +1,140 @@
+"""Linear interpolation between two solutions, and the learning distance.
+
+Tolerances: endpoint metrics equal the two models' own metrics to 1e-12 relative (float64; the
+interpolation formula reproduces both endpoints exactly); the midpoint equals a model loaded with
+the averaged state dict to 1e-12.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from sddlab.analysis.distance import learning_distance
+from sddlab.analysis.functional import evaluate
+from sddlab.analysis.interpolate import DEFAULT_ALPHAS, interpolate, interpolate_state, recalibrate_batchnorm
+
+
+class BNNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(6, 10)
+        self.bn = nn.BatchNorm1d(10)
+        self.fc2 = nn.Linear(10, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.bn(self.fc1(x))))
+
+
+def _model(seed: int) -> BNNet:
+    torch.manual_seed(seed)
+    model = BNNet().double()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-0.3, 0.3)
+        model.bn.running_var.uniform_(0.5, 1.5)
+        model.bn.num_batches_tracked.fill_(seed + 1)
+    return model
+
+
+@pytest.fixture
+def case():
+    a, b = _model(0), _model(1)
+    g = torch.Generator().manual_seed(2)
+    sets = {
+        "train": (torch.randn(40, 6, dtype=torch.float64, generator=g), torch.randint(0, 3, (40,), generator=g)),
+        "test": (torch.randn(25, 6, dtype=torch.float64, generator=g), torch.randint(0, 3, (25,), generator=g)),
+    }
+    return a, b, sets
+
+
+def test_default_alphas():
+    assert len(DEFAULT_ALPHAS) == 101
+    assert DEFAULT_ALPHAS[0] == 0.0 and DEFAULT_ALPHAS[-1] == 1.0 and DEFAULT_ALPHAS[37] == 0.37
+
+
+def test_endpoints_equal_each_models_own_metrics(case):
+    a, b, sets = case
+    template = _model(7)
+    table = interpolate(a.state_dict(), b.state_dict(), template, sets, alphas=[0.0, 0.5, 1.0], batch_size=16)
+    assert list(table.columns) == ["alpha", "split", "loss", "acc"]
+    assert len(table) == 3 * 2
+    for alpha, model in ((0.0, a), (1.0, b)):
+        for split, (x, y) in sets.items():
+            row = table[(table["alpha"] == alpha) & (table["split"] == split)].iloc[0]
+            loss, acc = evaluate(model, None, x, y)
+            assert row["loss"] == pytest.approx(loss, rel=1e-12)
+            assert row["acc"] == acc
+    # the endpoints differ, so the check above is not vacuous
+    assert evaluate(a, None, *sets["test"])[0] != pytest.approx(evaluate(b, None, *sets["test"])[0])
+
+
+def test_midpoint_interpolates_parameters_and_buffers(case):
+    a, b, sets = case
+    template = _model(7)
+    table = interpolate(a.state_dict(), b.state_dict(), template, sets, alphas=[0.5])
+    mid = _model(8)
+    mid.load_state_dict(
+        {
+            k: (a.state_dict()[k] + b.state_dict()[k]) / 2
+            if a.state_dict()[k].is_floating_point()
+            else b.state_dict()[k]
+            for k in a.state_dict()
+        }
+    )
+    for split, (x, y) in sets.items():
+        row = table[table["split"] == split].iloc[0]
+        assert row["loss"] == pytest.approx(evaluate(mid, None, x, y)[0], rel=1e-12)
+    state = interpolate_state(a.state_dict(), b.state_dict(), 0.25)
+    torch.testing.assert_close(state["bn.running_var"], 0.75 * a.bn.running_var + 0.25 * b.bn.running_var)
+    assert int(state["bn.num_batches_tracked"]) == 1  # integer buffer from the nearer endpoint (a)
+    # the template was only a template
+    assert torch.equal(template.state_dict()["fc1.weight"], _model(7).state_dict()["fc1.weight"])
+
+
+def test_bn_recalibration(case):
+    a, b, sets = case
+    x = sets["train"][0]
+    template = _model(7)
+    table = interpolate(
+        a.state_dict(), b.state_dict(), template, {"train": sets["train"]}, alphas=[0.0, 0.5], bn_recalibrate=x
+    )
+    assert len(table) == 2 and table["loss"].notna().all()
+    assert torch.equal(template.bn.running_mean, _model(7).bn.running_mean)  # recalibration used a copy
+    recalibrated = _model(0)
+    recalibrate_batchnorm(recalibrated, x, batch_size=None)
+    with torch.no_grad():
+        features = recalibrated.fc1(x)
+    torch.testing.assert_close(recalibrated.bn.running_mean, features.mean(0))
+    torch.testing.assert_close(recalibrated.bn.running_var, features.var(0, unbiased=True))
+    assert not recalibrated.training
+    row = table[table["alpha"] == 0.0].iloc[0]
+    assert row["loss"] == pytest.approx(evaluate(recalibrated, None, *sets["train"])[0], rel=1e-12)
+
+
+def test_interpolate_rejects_mismatched_states(case):
+    a, b, sets = case
+    broken = dict(b.state_dict())
+    broken.pop("fc2.bias")
+    with pytest.raises(KeyError):
+        interpolate(a.state_dict(), broken, _model(7), sets, alphas=[0.0])
+
+
+def test_interpolation_figure(case):
+    from sddlab.analysis.figures import interpolation_figure
+
+    a, b, sets = case
+    table = interpolate(a.state_dict(), b.state_dict(), _model(7), sets, alphas=[0.0, 0.5, 1.0])
+    assert len(interpolation_figure(table).data) == 4
+
+
+def test_learning_distance():
+    init = {"w": torch.tensor([[1.0, 2.0], [3.0, 4.0]]), "b": torch.tensor([9.0])}
+    learned = {"w": torch.tensor([[1.5, 7.0], [3.0, 2.0]]), "b": torch.tensor([0.0])}
+    mask = {"w": torch.tensor([[True, False], [True, True]])}
+    # pruned learned weight counts as 0: |1-1.5|^2 + |2-0|^2 + 0 + |4-2|^2 ; b is not prunable
+    assert learning_distance(init, learned, mask) == pytest.approx(math.sqrt(0.25 + 4 + 4))
+    assert learning_distance(init, learned, mask, mask_init=True) == pytest.approx(math.sqrt(0.25 + 4))
+    assert learning_distance(init, init, {"w": torch.ones(2, 2, dtype=torch.bool)}) == 0.0

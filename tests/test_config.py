@@ -1,0 +1,195 @@
+"""Config: validation on construction, JSON round trip, overrides, --set parsing, durations, stable hashes."""
+
+from __future__ import annotations
+
+import json
+
+import pydantic
+import pytest
+
+import sddlab
+from sddlab.config import Config, parse_assignment, to_iterations
+from sddlab.errors import ConfigError
+
+
+def test_default_config_is_valid_and_frozen():
+    config = Config()
+    assert config.noise.rate == 0.0 and config.experiment.levels == 30
+    with pytest.raises(pydantic.ValidationError):
+        config.noise.rate = 0.5  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"noise": {"rate": 1.5}}, "noise.rate"),
+        ({"noise": {"type": "uniform"}}, "noise.type"),
+        ({"training": {"lr": 0}}, "training.lr"),
+        ({"training": {"duration": "10 epochs"}}, "training.duration"),
+        ({"training": {"warmup": "5"}}, "training.warmup"),
+        ({"model": {"hidden": [64, 0]}}, "model.hidden"),
+        ({"pruning": {"fraction": 1.0}}, "pruning.fraction"),
+        ({"experiment": {"seed": -1}}, "experiment.seed"),
+        ({"training": {"epochs": 3}}, "training.epochs"),
+        ({"nope": 1}, "nope"),
+        ({"name": "has space"}, "name"),
+    ],
+)
+def test_validation_on_construction_names_the_field(kwargs, field):
+    with pytest.raises(ConfigError) as info:
+        Config(**kwargs)
+    assert info.value.field == field
+    message = str(info.value)
+    assert message.startswith(f"{field}=") and "\n" not in message
+
+
+def test_unknown_field_says_so():
+    with pytest.raises(ConfigError, match="unknown field"):
+        Config(training={"epochs": 3})
+
+
+@pytest.mark.parametrize("name", sorted(sddlab.list_presets()))
+def test_json_round_trip_of_every_preset(name):
+    config = sddlab.get_preset(name)
+    again = Config.from_json(config.to_json())
+    assert again == config
+    assert again.short_hash() == config.short_hash()
+    assert again.to_json() == config.to_json()
+
+
+def test_json_round_trip_keeps_tuples_and_optionals():
+    config = Config(
+        model={"name": "lenet-300-100", "ignored": ["fc3"], "width": 0.5},
+        training={"milestones": ["80ep", "120ep"], "betas": [0.8, 0.9], "warmup": "100it"},
+        retraining={"mode": "finetune", "finetune_lr": 1e-3, "finetune_duration": "5ep"},
+        data={"subset": 500},
+    )
+    again = Config.from_json(config.to_json())
+    assert again == config and again.short_hash() == config.short_hash()
+    assert again.training.milestones == ("80ep", "120ep")
+    assert again.model.ignored == ("fc3",)
+
+
+def test_with_overrides_returns_a_validated_copy():
+    base = sddlab.get_preset("digits")
+    changed = base.with_overrides({"noise.rate": 0.2, "model.hidden": [64, 32], "name": "mine"})
+    assert changed.noise.rate == 0.2 and changed.model.hidden == (64, 32) and changed.name == "mine"
+    assert base.noise.rate == 0.4 and base.model.hidden == (256, 256)  # the preset is untouched
+    assert changed.training == base.training
+    with pytest.raises(ConfigError) as info:
+        base.with_overrides({"noise.rate": 2.0})
+    assert info.value.field == "noise.rate"
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [("noise.nope", "noise.nope"), ("nope.rate", "nope.rate"), ("rate", "rate"), ("noise.rate.x", "noise.rate.x")],
+)
+def test_with_overrides_rejects_unknown_paths(path, field):
+    with pytest.raises(ConfigError) as info:
+        Config().with_overrides({path: 1})
+    assert info.value.field == field
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("noise.rate=0.2", ("noise.rate", 0.2)),
+        ("experiment.levels=5", ("experiment.levels", 5)),
+        ("training.nesterov=true", ("training.nesterov", True)),
+        ("retraining.finetune_lr=null", ("retraining.finetune_lr", None)),
+        ("training.duration=150ep", ("training.duration", "150ep")),
+        ("noise.type=pairflip", ("noise.type", "pairflip")),
+        ("model.hidden=128,64", ("model.hidden", [128, 64])),
+        ("model.hidden=[128, 64]", ("model.hidden", [128, 64])),
+        ("training.milestones=80ep,120ep", ("training.milestones", ["80ep", "120ep"])),
+        ("model.ignored=fc3,", ("model.ignored", ["fc3"])),
+        ('name="my-run"', ("name", "my-run")),
+        (" noise.rate = 0.4 ", ("noise.rate", 0.4)),
+    ],
+)
+def test_parse_assignment(text, expected):
+    assert parse_assignment(text) == expected
+
+
+def test_parsed_assignments_apply_as_overrides():
+    texts = ["model.hidden=128,64", "training.milestones=80ep,120ep", "noise.rate=0.2", "training.duration=10ep"]
+    config = Config().with_overrides(dict(parse_assignment(text) for text in texts))
+    assert config.model.hidden == (128, 64)
+    assert config.training.milestones == ("80ep", "120ep")
+    assert config.noise.rate == 0.2 and config.training.duration == "10ep"
+
+
+@pytest.mark.parametrize("text", ["noise.rate", "=0.2", "Noise.Rate=0.2", "noise..rate=1", "a.b.c=1"])
+def test_parse_assignment_rejects_malformed(text):
+    with pytest.raises(ConfigError) as info:
+        parse_assignment(text)
+    assert info.value.field == "--set"
+
+
+@pytest.mark.parametrize(
+    ("duration", "per_epoch", "iterations"),
+    [("150ep", 10, 1500), ("1000it", 10, 1000), ("1ep", 19, 19), ("0it", 7, 0), ("3ep", 1, 3)],
+)
+def test_durations(duration, per_epoch, iterations):
+    assert to_iterations(duration, per_epoch) == iterations
+
+
+# Pinned run names. These tests exist so that adding a config field with a neutral default (or any
+# refactoring) never renames the run directories of old results; values computed once with the code of
+# this commit. Change a pin only when a change of results is intended.
+PINNED_HASHES = {
+    "digits": "db3b9795b8",
+    "tiny": "2975acd020",
+    "digits-noise20": "9cff1c46b3",
+}
+
+
+@pytest.mark.parametrize(("preset", "expected"), sorted(PINNED_HASHES.items()))
+def test_pinned_preset_hashes(preset, expected):
+    config = sddlab.get_preset(preset)
+    assert config.short_hash() == expected
+    assert config.run_name() == f"{preset}-{expected}"
+
+
+def test_hash_ignores_name_and_description():
+    config = sddlab.get_preset("tiny")
+    renamed = config.with_overrides({"name": "other", "description": "something else"})
+    assert renamed.short_hash() == config.short_hash()
+    assert renamed.run_name() != config.run_name()
+
+
+@pytest.mark.parametrize(
+    ("path", "default", "other"),
+    [("model.width", 1.0, 0.5), ("data.subset", None, 200), ("model.bn_init", "uniform", "default")],
+)
+def test_neutral_field_at_default_leaves_hash_unchanged(path, default, other):
+    section, field = path.split(".")
+    base = sddlab.get_preset("tiny")
+    assert field not in base.hash_payload()[section]
+    explicit = base.with_overrides({path: default})
+    assert explicit.short_hash() == base.short_hash() == PINNED_HASHES["tiny"]
+    changed = base.with_overrides({path: other})
+    assert changed.hash_payload()[section][field] == other
+    assert changed.short_hash() != base.short_hash()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"noise.rate": 0.2}, {"noise.type": "random"}, {"experiment.seed": 1}, {"training.lr": 0.01},
+        {"pruning.scope": "layerwise"}, {"retraining.mode": "scratch"}, {"model.hidden": [32, 33]},
+        {"training.milestones": ["1ep"]}, {"model.ignored": []},
+    ],
+)
+def test_result_changing_fields_change_the_hash(overrides):
+    base = sddlab.get_preset("tiny")
+    assert base.with_overrides(overrides).short_hash() != base.short_hash()
+
+
+def test_flat_uses_dotted_names_and_strings_for_sequences():
+    flat = sddlab.get_preset("tiny").flat()
+    assert flat["name"] == "tiny"
+    assert flat["noise.rate"] == 0.4 and flat["experiment.levels"] == 4
+    assert json.loads(flat["model.hidden"]) == [32, 32]
+    assert flat["model.ignored"] is None
