@@ -50,16 +50,22 @@ def run(
     results: Path = typer.Option(Path("results"), help="folder holding run directories"),
     data: Path = typer.Option(Path("data"), help="folder holding data sets"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    amp: bool = typer.Option(True, help="CUDA: bf16 autocast"),
+    compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model"),
+    deterministic: bool = typer.Option(False, help="CUDA: deterministic kernels (slower)"),
     figure: bool = typer.Option(True, help="write figure.html into the run directory"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
     """Run (or resume) a preset with overrides; print the level table and write the figure."""
     import sddlab
+    from sddlab.experiment import resolve_device
     from sddlab.plots import curve_figure, write_html
+    from sddlab.training import Runtime
 
     config = _build_config(preset, config_file, set_)
+    runtime = Runtime(device=resolve_device(device), amp=amp, compile=compile_model, deterministic=deterministic)
     try:
-        run_dir = sddlab.run(config, results, data_dir=data, device=device, progress=not quiet)
+        run_dir = sddlab.run(config, results, data_dir=data, progress=not quiet, runtime=runtime)
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted: finished levels are kept; run the same command to resume "
                    f"({results / config.run_name()})", err=True)
@@ -117,6 +123,20 @@ def index_command(
         table.to_parquet(output, index=False)
     else:
         table.to_csv(output, index=False)
+
+
+@app.command("tiny-imagenet")
+def tiny_imagenet(
+    archive: Path = typer.Argument(..., help="the unzipped tiny-imagenet-200 folder (train/, val/, wnids.txt)"),
+    out: Path = typer.Option(Path("data/tiny-imagenet"), help="where the class-folder layout goes"),
+) -> None:
+    """Reorganise the official Tiny ImageNet archive into the class folders the loader reads."""
+    from sddlab.data.tinyimagenet import reorganise_tiny_imagenet
+
+    if not (archive / "train").is_dir():
+        raise SddError(f"archive={str(archive)!r} is not allowed: the unzipped tiny-imagenet-200 folder with train/")
+    counts = reorganise_tiny_imagenet(archive, out)
+    typer.echo(", ".join(f"{split}: {count} images" for split, count in counts.items()) + f" -> {out}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -71,6 +71,8 @@ def plan(config: Config, data_dir: str | Path = "data", runtime: Runtime = Runti
     model.to(runtime.device)
     if runtime.channels_last and runtime.is_cuda and any(isinstance(m, nn.Conv2d) for m in model.modules()):
         model.to(memory_format=torch.channels_last)
+    if runtime.compile:
+        model.compile()
     return Plan(config, data, model, prunable, ignored_weights, per_epoch, total, rewind_point, runtime)
 
 

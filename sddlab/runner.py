@@ -75,8 +75,7 @@ def run(
             emit(LevelFinished(record, cached=True))
         emit(RunFinished(store.dir))
         return store.dir
-    if not runtime.is_cuda:
-        torch.set_flush_denormal(True)  # denormals made late, very sparse levels 2-3x slower on CPU
+    runtime.configure_backends()
     prepared = plan(config, data_dir, runtime)
     meta = {
         "sddlab_version": __version__,

@@ -62,8 +62,25 @@ class Runtime:
     device: str = "cpu"
     amp: bool = True  # bf16 autocast, CUDA only
     channels_last: bool = True  # conv nets on CUDA only
-    compile: bool = False
+    compile: bool = False  # torch.compile the model (in place, state keys unchanged)
+    deterministic: bool = False  # CUDA: deterministic kernels, no cudnn autotuning
     eval_batch: int = 4096
+
+    def configure_backends(self) -> None:
+        """Process-wide switches: cudnn autotuning (or determinism) on CUDA, flushed denormals on CPU."""
+        if self.is_cuda:
+            torch.backends.cudnn.benchmark = not self.deterministic
+            torch.backends.cudnn.deterministic = self.deterministic
+            torch.use_deterministic_algorithms(self.deterministic, warn_only=True)
+            torch.backends.cuda.matmul.allow_tf32 = not self.deterministic
+            torch.backends.cudnn.allow_tf32 = not self.deterministic
+        else:
+            torch.set_flush_denormal(True)  # denormals made late, very sparse levels 2-3x slower on CPU
+
+    def prepare_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and self.is_cuda and x.dim() == 4:
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
 
     @property
     def is_cuda(self) -> bool:
@@ -114,13 +131,19 @@ class MaskedParameters:
 
     def __init__(self, model: nn.Module, mask: Mask):
         params = dict(model.named_parameters())
-        self.params = [params[name] for name in mask]
-        self.masks = [mask[name].to(device=params[name].device, dtype=params[name].dtype) for name in mask]
+        pruned = [name for name in mask if not bool(mask[name].all())]  # all-True masks need no work
+        self.params = [params[name] for name in pruned]
+        self.masks = [mask[name].to(device=params[name].device, dtype=params[name].dtype) for name in pruned]
 
     def mask_grads(self) -> None:
-        grads = [p.grad for p in self.params if p.grad is not None]
-        if len(grads) == len(self.params) and grads:
-            torch._foreach_mul_(grads, self.masks)
+        grads = [p.grad for p in self.params]
+        if all(g is not None for g in grads):
+            if grads:
+                torch._foreach_mul_(grads, self.masks)
+        else:  # a parameter unused in this forward has no gradient
+            for grad, keep in zip(grads, self.masks, strict=True):
+                if grad is not None:
+                    grad.mul_(keep)
 
     @torch.no_grad()
     def mask_weights(self) -> None:
@@ -171,7 +194,7 @@ def train(
             order = data.epoch_order(seed, epoch)
             augment.manual_seed(stream_seed(seed, "augment", stream, epoch))
         index = order[position * batch_size : (position + 1) * batch_size]
-        inputs = transform(data.x_train[index], augment)
+        inputs = runtime.prepare_inputs(transform(data.x_train[index], augment))
         targets = data.y_train[index]
         lr = schedule(iteration)
         for group in optimizer.param_groups:
@@ -231,7 +254,7 @@ def evaluate(
     loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
     predictions = []
     for begin in range(0, len(y), runtime.eval_batch):
-        inputs = transform(x[begin : begin + runtime.eval_batch])
+        inputs = runtime.prepare_inputs(transform(x[begin : begin + runtime.eval_batch]))
         targets = y[begin : begin + runtime.eval_batch]
         with runtime.autocast():
             logits = model(inputs).float()

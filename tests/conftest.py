@@ -6,9 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import sddlab
 from sddlab.config import Config
+
+# One intra-op thread: the models here are tiny, and on a small machine shared with other jobs two
+# spinning OpenMP threads made a small run 10-30x slower (1.3-4 s instead of 0.13 s).
+torch.set_num_threads(1)
 
 # The `tiny` preset made smaller still: 200 training examples, MLP 64-16-16-10, 2 epochs, levels 0..3.
 SMALL = {"model.hidden": [16, 16], "training.duration": "2ep", "experiment.levels": 3, "data.subset": 200}

@@ -27,6 +27,12 @@ def count_to_prune(alive: int, fraction: float = 0.2) -> int:
     return math.ceil(Fraction(str(fraction)) * alive)
 
 
+@torch.no_grad()
+def make_large(weight: torch.Tensor) -> None:
+    """Every |w| of this layer above 10, larger than any other weight of the net."""
+    weight.copy_(torch.where(weight < 0, -1.0, 1.0) * (weight.abs() + 10))
+
+
 def next_scores(model, mask, score: str, level: int):
     if score == "magnitude":
         return pruning.magnitude_scores(model, mask)
@@ -95,8 +101,7 @@ def test_magnitude_global_removes_exactly_the_lowest_weights():
 def test_magnitude_layerwise_prunes_each_layer_by_the_fraction():
     model = mlp(hidden=(40, 30))
     mask = pruning.dense_mask(model, prunable_names(model, ()))
-    with torch.no_grad():  # make one layer much larger, which a global threshold would spare entirely
-        model.hidden[0].weight.mul_(100)
+    make_large(model.hidden[0].weight)  # a global threshold would spare this layer entirely
     for _ in range(4):
         scores = pruning.magnitude_scores(model, mask)
         new = pruning.prune_mask(scores, mask, 0.2, "layerwise")
@@ -112,8 +117,7 @@ def test_magnitude_layerwise_prunes_each_layer_by_the_fraction():
 def test_global_threshold_spares_the_large_layer():
     model = mlp(hidden=(40, 30))
     mask = pruning.dense_mask(model, prunable_names(model, ()))
-    with torch.no_grad():
-        model.hidden[0].weight.mul_(100)
+    make_large(model.hidden[0].weight)
     new = pruning.prune_mask(pruning.magnitude_scores(model, mask), mask, 0.2, "global")
     assert new["hidden.0.weight"].all()
 

@@ -41,9 +41,7 @@ def normalise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) 
     return (x - _stats(tuple(mean), x.device)) / _stats(tuple(std), x.device)
 
 
-def crop_at(
-    x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int, padding: int = 0
-) -> torch.Tensor:
+def crop_at(x: torch.Tensor, top: torch.Tensor, left: torch.Tensor, size: int, padding: int = 0) -> torch.Tensor:
     """Crop `size`×`size` from each image, at per-sample offsets into the zero-padded image."""
     if padding:
         x = F.pad(x, (padding, padding, padding, padding))
@@ -84,9 +82,7 @@ def random_resized_crop_boxes(
     """
     device = generator.device
     area = height * width
-    target = area * (
-        scale[0] + (scale[1] - scale[0]) * torch.rand(n, attempts, generator=generator, device=device)
-    )
+    target = area * (scale[0] + (scale[1] - scale[0]) * torch.rand(n, attempts, generator=generator, device=device))
     low, high = math.log(ratio[0]), math.log(ratio[1])
     aspect = torch.exp(low + (high - low) * torch.rand(n, attempts, generator=generator, device=device))
     w = torch.round(torch.sqrt(target * aspect))

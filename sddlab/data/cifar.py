@@ -100,12 +100,7 @@ def read_images(paths: list[Path], label_key: str, num_classes: int) -> tuple[np
     for path in paths:
         entry = read_batch(path)
         data = entry.get("data")
-        if (
-            not isinstance(data, np.ndarray)
-            or data.dtype != np.uint8
-            or data.ndim != 2
-            or data.shape[1] != 3072
-        ):
+        if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
             raise ValueError(f"{path}: 'data' is not a uint8 N×3072 array")
         if label_key not in entry:
             raise ValueError(f"{path}: no {label_key!r} entry")

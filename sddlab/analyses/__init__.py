@@ -1,0 +1,52 @@
+"""The paper's analyses of a run directory: cached in RUN_DIR/analysis/, each a tidy table plus a figure.
+
+Built on the pure primitives of `sddlab.analysis` (no files, no training) and the one training loop
+`sddlab.training.train` (re-dense and re-init training). Every function takes a run directory (or an
+`AnalysedRun`, to share one loaded data set and model) and returns an `AnalysisResult`:
+
+- `distance`: learning-distance variants per level and per layer (checkpoints only, cheap).
+- `redense`: re-dense training of levels (all weights trainable again, constant LR).
+- `interpolation`: sparse -> re-dense linear interpolation, train / test loss and accuracy.
+- `landscape`: 1-D loss curves along filter-normalised random directions.
+- `curvature`: Hessian trace (Hutchinson) and top eigenvalue of the sparse network.
+- `tickets`: winning ticket vs random re-initialisation vs one-shot pruning.
+- `phases` / `flatness`: phase detection; flatness at the dense, critical, sweet and collapse levels.
+- `correlations`: rank correlations of test accuracy with every predictor, with a one-line verdict.
+- `analyse_all`: correlations, tickets and flatness together.
+"""
+
+from sddlab.analyses.cache import AnalysisCache, AnalysisResult
+from sddlab.analyses.context import AnalysedRun, as_run
+from sddlab.analyses.correlate import correlations
+from sddlab.analyses.curvature import curvature
+from sddlab.analyses.distance import distance
+from sddlab.analyses.flatness import flatness, landmarks, phases
+from sddlab.analyses.interpolation import interpolation
+from sddlab.analyses.landscape import landscape
+from sddlab.analyses.redense import redense
+from sddlab.analyses.suite import analyse_all
+from sddlab.analyses.tickets import tickets
+
+KINDS: tuple[str, ...] = (
+    "distance", "redense", "interpolation", "landscape", "curvature", "tickets", "phases", "flatness",
+    "correlations", "all",
+)
+
+__all__ = [
+    "KINDS",
+    "AnalysedRun",
+    "AnalysisCache",
+    "AnalysisResult",
+    "analyse_all",
+    "as_run",
+    "correlations",
+    "curvature",
+    "distance",
+    "flatness",
+    "interpolation",
+    "landmarks",
+    "landscape",
+    "phases",
+    "redense",
+    "tickets",
+]

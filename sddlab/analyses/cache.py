@@ -1,0 +1,175 @@
+"""Cached analysis folders inside a run directory: RUN_DIR/analysis/<kind>-<hash of its options>/.
+
+A folder holds `options.json` (what the hash covers), one `items/<item>.json` per finished item
+(usually a level; written last, so it is the item's "done" marker), `weights/<item>.safetensors` for
+any trained weights (written before the item's JSON), the combined `table.parquet` / `table.csv`
+and the analysis' HTML figures. Every file is written atomically; a rerun with the same options
+reads finished items back instead of recomputing them, so an interrupted analysis resumes at the
+first unfinished item. The level selection is not part of the hash: asking for levels 3 and 5 after
+level 3 alone reuses level 3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from filelock import FileLock
+from tqdm.auto import tqdm
+
+from sddlab.store import atomic_write_text, load_tensors, save_tensors, write_json
+
+ANALYSIS_DIR = "analysis"
+OPTIONS_FILE = "options.json"
+
+
+def options_hash(kind: str, options: dict[str, Any]) -> str:
+    """An 8-hex-digit hash of the kind and its (JSON-able) result-changing options."""
+    text = json.dumps({"kind": kind, **options}, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
+def write_parquet(path: Path, table: pd.DataFrame) -> None:
+    """Write a Parquet table atomically (temporary file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        table.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+class AnalysisCache:
+    """One analysis folder: items written as they finish, read back on a rerun."""
+
+    def __init__(self, run_dir: str | Path, kind: str, options: dict[str, Any]):
+        self.kind = kind
+        self.options = json.loads(json.dumps(options, sort_keys=True, default=str))
+        self.key = options_hash(kind, self.options)
+        self.dir = Path(run_dir) / ANALYSIS_DIR / f"{kind}-{self.key}"
+
+    def open(self) -> AnalysisCache:
+        if not (self.dir / OPTIONS_FILE).exists():
+            write_json(self.dir / OPTIONS_FILE, {"kind": self.kind, "options": self.options})
+        return self
+
+    def lock(self) -> FileLock:
+        """One writer per analysis folder; a second process waits, then reads what the first wrote."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.dir / ".lock"))
+
+    # -- items ------------------------------------------------------------------------------------
+    def _item_path(self, item: str) -> Path:
+        return self.dir / "items" / f"{item}.json"
+
+    def has(self, item: str) -> bool:
+        return self._item_path(item).exists()
+
+    def load(self, item: str) -> list[dict[str, Any]]:
+        return json.loads(self._item_path(item).read_text())
+
+    def save(self, item: str, rows: list[dict[str, Any]]) -> None:
+        atomic_write_text(self._item_path(item), json.dumps(rows, indent=1, default=_json_default) + "\n")
+
+    # -- trained weights --------------------------------------------------------------------------
+    def weights_path(self, item: str) -> Path:
+        return self.dir / "weights" / f"{item}.safetensors"
+
+    def has_weights(self, item: str) -> bool:
+        return self.weights_path(item).exists()
+
+    def save_weights(self, item: str, tensors: dict[str, torch.Tensor]) -> None:
+        save_tensors(self.weights_path(item), tensors)
+
+    def load_weights(self, item: str, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+        return load_tensors(self.weights_path(item), device)
+
+    # -- outputs ----------------------------------------------------------------------------------
+    def write_table(self, table: pd.DataFrame, name: str = "table") -> Path:
+        write_parquet(self.dir / f"{name}.parquet", table)
+        atomic_write_text(self.dir / f"{name}.csv", table.to_csv(index=False))
+        return self.dir / f"{name}.parquet"
+
+    def items(
+        self,
+        names: list[str],
+        compute: Callable[[str], list[dict[str, Any]]],
+        *,
+        desc: str = "",
+        progress: bool = True,
+    ) -> pd.DataFrame:
+        """Rows of every item: read back when finished, else `compute(item)` and save at once."""
+        rows: list[dict[str, Any]] = []
+        todo = [name for name in names if not self.has(name)]
+        self.open()
+        bar = tqdm(total=len(todo), desc=desc or self.kind, unit="item", disable=not progress or not todo)
+        with bar:
+            for name in names:
+                if self.has(name):
+                    rows.extend(self.load(name))
+                    continue
+                with self.lock():
+                    if not self.has(name):  # another process may have finished it meanwhile
+                        self.save(name, compute(name))
+                rows.extend(self.load(name))
+                bar.update(1)
+        return pd.DataFrame(rows)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def level_item(level: int) -> str:
+    return f"level_{level:02d}"
+
+
+def say(message: str, progress: bool = True) -> None:
+    """A one-line note (costs, choices) printed above any progress bar; silent when progress is off."""
+    if progress:
+        tqdm.write(message)
+
+
+@dataclass
+class AnalysisResult:
+    """What every analysis returns: a tidy table, its main figure, the cache folder and a summary line.
+
+    `display` is the compact table printed by the CLI (default: `table`); `extra` holds further
+    tables and figures (name -> DataFrame / go.Figure / object).
+    """
+
+    kind: str
+    table: pd.DataFrame
+    figure: Any
+    directory: Path
+    summary: str = ""
+    display: pd.DataFrame | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def shown(self) -> pd.DataFrame:
+        return self.table if self.display is None else self.display
+
+    def figures(self) -> dict[str, Any]:
+        """The main figure under the analysis' kind, then every figure in `extra`."""
+        out = {self.kind: self.figure} if self.figure is not None else {}
+        out.update({name: value for name, value in self.extra.items() if hasattr(value, "to_html")})
+        return out
+
+    def write_figures(self) -> list[Path]:
+        """Write every figure as self-contained HTML into the analysis folder; returns the paths."""
+        from sddlab.plots import write_html
+
+        return [write_html(fig, self.directory / f"{name}.html") for name, fig in self.figures().items()]

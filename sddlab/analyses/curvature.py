@@ -1,0 +1,78 @@
+"""Curvature of each level's sparse network: Hutchinson Hessian trace and top Hessian eigenvalue.
+
+The mask is applied functionally (`sddlab.analysis.curvature`), so these are the curvature of the
+sparse network over its unpruned prunable weights. The loss is the mean cross-entropy on a seeded
+subset of the training set with its noisy labels (the loss the level was trained on). Probes and the
+eigen-solver's start vector come from the stream ``(seed, 'curvature', level)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item, say
+from sddlab.analyses.context import AnalysedRun, as_run
+from sddlab.analysis import estimate_cost, hessian_trace, top_eigenvalue
+from sddlab.errors import ConfigError
+from sddlab.seeds import torch_stream
+
+
+def curvature(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, subset: int | None = 1000,
+              probes: int = 50, eig_iters: int = 50, method: Literal["power", "lanczos"] = "power",
+              tol: float = 1e-3, batch_size: int | None = None, progress: bool = True,
+              data_dir: str | Path = "data", device: str = "auto") -> AnalysisResult:
+    """Hessian trace (mean and standard error over ``probes``) and top eigenvalue per level.
+
+    ``subset``: training examples used (None: all); ``batch_size`` chunks them (None: one chunk).
+    """
+    if probes < 1 or eig_iters < 1:
+        raise ConfigError("curvature", {"probes": probes, "eig_iters": eig_iters}, "at least 1 probe and 1 iteration")
+    run = as_run(run, data_dir, device)
+    levels = run.resolve_levels(levels)
+    options = {"version": 1, "subset": subset, "probes": probes, "eig_iters": eig_iters, "method": method,
+               "tol": tol, "batch_size": batch_size}
+    cache = AnalysisCache(run.dir, "curvature", options)
+    todo = [lv for lv in levels if not cache.has(level_item(lv))]
+    if todo:
+        n = len(run.eval_set("train", subset)[1])
+        cost = estimate_cost(n, probes=probes, eig_iters=eig_iters, method=method, batch_size=batch_size)
+        say(f"curvature: {len(todo)} levels x ({cost}) on {n} training examples", progress)
+
+    def compute(item: str) -> list[dict]:
+        level = int(item.removeprefix("level_"))
+        mask, weights = run.level_state(level)
+        model = run.load_model(weights, mask)
+        x, y = run.eval_set("train", subset)
+        trace, stderr = hessian_trace(model, mask, x, y, probes=probes, batch_size=batch_size,
+                                      generator=torch_stream(run.seed, "curvature", level, "trace"))
+        top = top_eigenvalue(model, mask, x, y, iters=eig_iters, tol=tol, method=method, batch_size=batch_size,
+                             generator=torch_stream(run.seed, "curvature", level, "eigen"))
+        record = run.record(level)
+        return [{"level": level, "sparsity": record["sparsity"], "remaining": record["remaining"],
+                 "test_acc": record["test_acc"], "hessian_trace": trace, "hessian_trace_se": stderr,
+                 "top_eigenvalue": top, "examples": len(y), "probes": probes}]
+
+    table = cache.items([level_item(lv) for lv in levels], compute, desc="curvature", progress=progress)
+    cache.write_table(table)
+    return AnalysisResult("curvature", table, curvature_figure(table), cache.dir,
+                          summary=f"curvature: {len(levels)} levels, {probes} probes, {eig_iters} eigen-iterations")
+
+
+def curvature_figure(table) -> go.Figure:
+    """Test accuracy, Hessian trace (± standard error) and top eigenvalue against remaining weights."""
+    part = table.sort_values("level")
+    x = (1.0 - part["sparsity"]).clip(lower=1e-6)
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
+                        subplot_titles=("test accuracy", "Hessian trace", "top eigenvalue"))
+    fig.add_trace(go.Scatter(x=x, y=part["test_acc"], mode="lines+markers", name="test accuracy"), 1, 1)
+    fig.add_trace(go.Scatter(x=x, y=part["hessian_trace"], mode="lines+markers", name="Hessian trace",
+                             error_y={"type": "data", "array": part["hessian_trace_se"].fillna(0.0)}), 2, 1)
+    fig.add_trace(go.Scatter(x=x, y=part["top_eigenvalue"], mode="lines+markers", name="top eigenvalue"), 3, 1)
+    fig.update_xaxes(type="log", autorange="reversed")
+    fig.update_xaxes(title_text="fraction of prunable weights remaining", row=3, col=1)
+    fig.update_layout(title="Curvature of the sparse networks", template="plotly_white", height=720, showlegend=False)
+    return fig

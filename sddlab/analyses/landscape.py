@@ -1,0 +1,80 @@
+"""1-D loss curves of the sparse network along filter-normalised random directions (Li et al. 2018).
+
+For each level and direction ``d`` the curve is the loss (and accuracy) at ``w + alpha d`` for
+``points`` values of alpha in [-span, span], on the noisy training set and the test set (optionally a
+seeded subset). Direction ``d`` is drawn from the stream ``(seed, 'direction', d)``, the same raw draw
+at every level (common random numbers); masking and filter normalisation then fit it to each level's
+sparse weights, so pruned weights stay zero along the whole curve.
+
+Sharpness per (level, direction, split): ``rise`` = mean loss at alpha = ±``probe`` (default 0.5)
+minus the loss at 0, and ``curvature_fit`` = second derivative of a quadratic fitted to the points
+with |alpha| <= ``probe``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item
+from sddlab.analyses.context import SPLITS, AnalysedRun, as_run
+from sddlab.analysis import filter_normalised_direction, loss_curve_1d
+from sddlab.analysis.figures import loss_curve_figure
+from sddlab.errors import ConfigError
+from sddlab.seeds import torch_stream
+
+
+def sharpness(table: pd.DataFrame, probe: float = 0.5) -> pd.DataFrame:
+    """Per (level, direction, split): loss at 0, loss rise at |alpha| = probe, quadratic-fit curvature."""
+    rows = []
+    for (level, direction, split), part in table.groupby(["level", "direction", "split"], sort=True):
+        part = part.sort_values("alpha")
+        alpha, loss = part["alpha"].to_numpy(dtype=float), part["loss"].to_numpy(dtype=float)
+        centre = float(np.interp(0.0, alpha, loss))
+        side = (float(np.interp(-probe, alpha, loss)) + float(np.interp(probe, alpha, loss))) / 2
+        near = np.abs(alpha) <= probe + 1e-9
+        fit = float(2 * np.polyfit(alpha[near], loss[near], 2)[0]) if near.sum() >= 3 else float("nan")
+        rows.append({"level": int(level), "sparsity": part["sparsity"].iloc[0], "direction": int(direction),
+                     "split": split, "loss_at_0": centre, "rise": side - centre, "curvature_fit": fit})
+    return pd.DataFrame(rows)
+
+
+def landscape(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, span: float = 1.0,
+              points: int = 41, directions: int = 1, subset: int | None = None, probe: float = 0.5,
+              progress: bool = True, data_dir: str | Path = "data", device: str = "auto") -> AnalysisResult:
+    """1-D loss curves of each level: tidy rows (level, sparsity, direction, split, alpha, loss, acc)."""
+    if span <= 0 or points < 3 or directions < 1:
+        raise ConfigError("landscape", {"span": span, "points": points, "directions": directions},
+                          "span > 0, at least 3 points and 1 direction")
+    run = as_run(run, data_dir, device)
+    levels = run.resolve_levels(levels)
+    alphas = [float(a) for a in np.round(np.linspace(-span, span, points), 6)]
+    cache = AnalysisCache(run.dir, "landscape", {"version": 1, "alphas": alphas, "directions": directions,
+                                                 "subset": subset})
+
+    def compute(item: str) -> list[dict]:
+        level = int(item.removeprefix("level_"))
+        mask, weights = run.level_state(level)
+        model = run.load_model(weights, mask)
+        rows = []
+        for d in range(directions):
+            direction = filter_normalised_direction(model, mask, generator=torch_stream(run.seed, "direction", d))
+            for split in SPLITS:
+                x, y = run.eval_set(split, subset)
+                curve = loss_curve_1d(model, mask, direction, x, y, alphas, batch_size=run.runtime.eval_batch)
+                curve.insert(0, "split", split)
+                curve.insert(0, "direction", d)
+                rows.extend(curve.to_dict("records"))
+        sparsity = run.record(level)["sparsity"]
+        return [{"level": level, "sparsity": sparsity, **row} for row in rows]
+
+    table = cache.items([level_item(lv) for lv in levels], compute, desc="1-D loss curves", progress=progress)
+    cache.write_table(table)
+    sharp = sharpness(table, probe)
+    train = table[(table["split"] == "train") & (table["direction"] == 0)]
+    figure = loss_curve_figure(train.assign(label=[f"level {lv}" for lv in train["level"]]),
+                               title="1-D train loss along a filter-normalised random direction")
+    return AnalysisResult("landscape", table, figure, cache.dir, display=sharp, extra={"sharpness": sharp},
+                          summary=f"1-D loss curves: {len(levels)} levels x {directions} directions x {points} points")

@@ -1,0 +1,87 @@
+"""Every notebook executes headless under papermill with tiny injected parameters; recorded values checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from sddlab.errors import ConfigError
+from sddlab.notebooks import NOTEBOOK_DIR, available, execute
+
+TINY = {"model.hidden": [16, 16], "training.duration": "2ep", "experiment.levels": 3, "data.subset": 300}
+
+
+def _execute(name: str, tmp_path: Path, **parameters) -> dict:
+    out = tmp_path / name
+    execute(name, {"results": str(tmp_path / "results"), **parameters}, out, progress=False)
+    assert (out / f"{name}.ipynb").exists()
+    return json.loads((out / "values.json").read_text())
+
+
+def _increasing(values: list[float]) -> bool:
+    return all(b > a for a, b in zip(values, values[1:], strict=False))
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOK_DIR.glob("*.ipynb")), ids=lambda p: p.stem)
+def test_notebooks_are_thin_and_stored_without_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1, "exactly one cell tagged `parameters`"
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None
+            assert "def " not in cell.source and "class " not in cell.source, "logic belongs in the library"
+
+
+def test_curve_notebook_records_levels_and_phases(tmp_path):
+    values = _execute("01_curve", tmp_path, preset="tiny", seeds=[0, 1], overrides=TINY)
+    assert values["levels"] == 4
+    assert _increasing(values["sparsity"])
+    assert isinstance(values["phases"]["has_double_descent"], bool)
+    assert values["phases"]["summary"]
+    assert (tmp_path / "01_curve" / "curve.html").stat().st_size > 100_000  # plotly.js embedded: opens offline
+    assert (tmp_path / "01_curve" / "phases.html").exists()
+
+
+def test_noise_sweep_notebook(tmp_path):
+    values = _execute("05_noise_sweep", tmp_path, preset="tiny", noise_rates=[0.2, 0.4], overrides=TINY)
+    assert values["levels"] == 4
+    assert set(values["phases"]) == {"0.2", "0.4"}
+    assert (tmp_path / "05_noise_sweep" / "noise_sweep.html").exists()
+
+
+def test_criteria_modes_notebook(tmp_path):
+    values = _execute(
+        "06_criteria_modes", tmp_path, preset="tiny", overrides={**TINY, "experiment.levels": 2},
+        finetune={"retraining.finetune_lr": 1e-3, "retraining.finetune_duration": "1ep"},
+    )
+    assert values["levels"] == 3
+    assert len(values["phases"]) == 7  # three criteria, four retraining modes
+    for name in ("criteria", "modes"):
+        assert (tmp_path / "06_criteria_modes" / f"{name}.html").exists()
+
+
+def test_explorer_notebook_runs_static_without_front_end(tmp_path):
+    values = _execute("explore", tmp_path, preset="tiny", interactive=False)
+    assert values["levels"] == 5
+    assert _increasing(values["sparsity"])
+    assert (tmp_path / "explore" / "curve.html").exists()
+
+
+def test_lab_notebook_checks_each_phase(tmp_path):
+    values = _execute("lab", tmp_path, preset="tiny", epochs=2, levels=3, student="test")
+    assert values["levels"] == 4
+    assert _increasing(values["sparsity"])
+    joined = "\n".join(values["checks"])
+    for phase in ("critical phase", "sweet phase", "collapsed phase", "double descent"):
+        assert phase in joined
+    assert (tmp_path / "lab" / "clean_vs_noisy.html").exists()
+
+
+def test_unknown_notebook_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="notebook"):
+        execute("nope", {}, tmp_path)
+    assert "01_curve" in available()
