@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -35,7 +36,11 @@ def _build_config(preset: str, config_file: Path | None, assignments: list[str])
     if config_file is not None:
         if not config_file.is_file():
             raise SddError(f"--config={str(config_file)!r} is not allowed: an existing JSON config file")
-        config = Config.from_json(config_file.read_text())
+        try:
+            config = Config.from_json(config_file.read_text())
+        except (json.JSONDecodeError, TypeError) as error:  # not JSON, or JSON that is not an object
+            raise SddError(f"--config={str(config_file)!r} is not allowed: a JSON object of config fields "
+                           f"({error})") from None
     else:
         config = get_preset(preset)
     overrides = dict(parse_assignment(text) for text in assignments)
@@ -157,6 +162,42 @@ def notebook(
         parameters[key] = parse_value(value)
     target = execute(name, parameters, output)
     typer.echo(f"executed notebook: {target}")
+
+
+@app.command()
+def analyse(
+    kind: str = typer.Argument(..., help="distance, redense, interpolation, landscape, curvature, tickets, phases, "
+                               "flatness, correlations or all"),
+    run_dirs: list[Path] = typer.Argument(..., help="a run directory (several for phases, correlations, all)"),
+    levels: str | None = typer.Option(None, help="comma-separated levels, e.g. 0,5,10 (default: every finished "
+                                      "level; flatness: the dense, critical, sweet and collapse levels)"),
+    data: Path = typer.Option(Path("data"), help="folder holding data sets"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    duration: str | None = typer.Option(None, help="re-dense length, e.g. 160ep (default: the run's duration)"),
+    lr: float | None = typer.Option(None, help="re-dense constant LR (default: the schedule's final LR)"),
+    subset: int | None = typer.Option(None, help="examples per split for interpolation and 1-D curves (default: all)"),
+    curvature_subset: int = typer.Option(1000, help="training examples for the Hessian trace and top eigenvalue"),
+    probes: int = typer.Option(50, help="Hutchinson probes for the Hessian trace"),
+    eig_iters: int = typer.Option(50, help="power iterations for the top eigenvalue"),
+    points: int = typer.Option(41, help="points of each 1-D loss curve"),
+    span: float = typer.Option(1.0, help="1-D loss curves cover alpha in [-span, span]"),
+    directions: int = typer.Option(1, help="random directions per level for the 1-D loss curves"),
+    oneshot: bool = typer.Option(True, help="tickets/all: also run one-shot pruning to the same sparsities"),
+    results: Path | None = typer.Option(None, help="folder for the one-shot run (default: the run's results folder)"),
+    quiet: bool = typer.Option(False, help="no cost lines or progress bars"),
+) -> None:
+    """Analyse a run directory (cached in RUN_DIR/analysis/): print the table, write HTML figures."""
+    from sddlab.analyses.command import parse_levels, report, run_kind
+
+    outcomes = run_kind(
+        kind, list(run_dirs), levels=parse_levels(levels), data_dir=data, device=device,
+        redense_options={"duration": duration, "lr": lr}, interpolation_options={"subset": subset},
+        landscape_options={"span": span, "points": points, "directions": directions, "subset": subset},
+        curvature_options={"subset": curvature_subset, "probes": probes, "eig_iters": eig_iters},
+        oneshot=oneshot, results=results, progress=not quiet,
+    )
+    for outcome in outcomes:
+        report(outcome, typer.echo)
 
 
 def main() -> None:

@@ -216,7 +216,9 @@ class Experiment:
 
     def _load_level(self, level: int) -> tuple[pruning.Mask, Weights]:
         tensors = self.store.load_checkpoint(f"level_{level:02d}", self.device)
-        mask = {k.removeprefix("mask/"): v.bool() for k, v in tensors.items() if k.startswith("mask/")}
+        # in the plan's order, as a fresh mask has it: safetensors loads keys in no fixed order, and the
+        # order decides random scores, tie-breaking and summation, so a resumed run would differ
+        mask = {name: tensors[f"mask/{name}"].bool() for name in self.plan.prunable}
         weights = {k.removeprefix("weights/"): v for k, v in tensors.items() if k.startswith("weights/")}
         return mask, weights
 

@@ -185,6 +185,8 @@ def index(paths: str | Path | Iterable[str | Path] = "results") -> pd.DataFrame:
     """A tidy DataFrame over many runs: one row per run × finished level, config fields as columns."""
     if isinstance(paths, (str, Path)):
         root = Path(paths)
+        if not root.is_dir():
+            raise SddError(f"results={str(root)!r} is not allowed: an existing folder of run directories")
         paths = [root] if (root / CONFIG_FILE).exists() else find_runs(root)
     frames = []
     for path in paths:

@@ -161,7 +161,12 @@ def test_hash_ignores_name_and_description():
 
 @pytest.mark.parametrize(
     ("path", "default", "other"),
-    [("model.width", 1.0, 0.5), ("data.subset", None, 200), ("model.bn_init", "uniform", "default")],
+    [
+        ("model.width", 1.0, 0.5),
+        ("data.subset", None, 200),
+        ("model.bn_init", "uniform", "default"),
+        ("pruning.strategy", "iterative", "oneshot"),
+    ],
 )
 def test_neutral_field_at_default_leaves_hash_unchanged(path, default, other):
     section, field = path.split(".")

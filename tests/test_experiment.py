@@ -191,7 +191,8 @@ def test_lr_rewind_mode(tmp_path, small_config, run_config, spy_train):
         call = calls[level]
         assert tensors_equal(call["entry"], previous)
         assert (call["start"], call["end"]) == (0, 8)
-        assert call["schedule"](0) == config.training.lr and call["schedule"](4) == pytest.approx(config.training.lr / 2)
+        assert call["schedule"](0) == config.training.lr  # the main (cosine) schedule, replayed from 0
+        assert call["schedule"](4) == pytest.approx(config.training.lr / 2)
 
 
 def test_scratch_mode_draws_a_fresh_init_each_level(tmp_path, small_config, run_config, spy_train):

@@ -16,6 +16,7 @@ Built on the pure primitives of `sddlab.analysis` (no files, no training) and th
 """
 
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult
+from sddlab.analyses.command import KINDS
 from sddlab.analyses.context import AnalysedRun, as_run
 from sddlab.analyses.correlate import correlations
 from sddlab.analyses.curvature import curvature
@@ -26,11 +27,6 @@ from sddlab.analyses.landscape import landscape
 from sddlab.analyses.redense import redense
 from sddlab.analyses.suite import analyse_all
 from sddlab.analyses.tickets import tickets
-
-KINDS: tuple[str, ...] = (
-    "distance", "redense", "interpolation", "landscape", "curvature", "tickets", "phases", "flatness",
-    "correlations", "all",
-)
 
 __all__ = [
     "KINDS",

@@ -164,8 +164,10 @@ class AnalysisResult:
 
     def figures(self) -> dict[str, Any]:
         """The main figure under the analysis' kind, then every figure in `extra`."""
+        from plotly.basedatatypes import BaseFigure
+
         out = {self.kind: self.figure} if self.figure is not None else {}
-        out.update({name: value for name, value in self.extra.items() if hasattr(value, "to_html")})
+        out.update({name: value for name, value in self.extra.items() if isinstance(value, BaseFigure)})
         return out
 
     def write_figures(self) -> list[Path]:

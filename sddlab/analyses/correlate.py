@@ -61,22 +61,24 @@ def verdict(table: pd.DataFrame, method: str = "spearman") -> str:
             f"{f['predictor']} {f['strength']:.3f})")
 
 
-def correlations(runs: AnalysedRun | str | Path | Sequence[AnalysedRun | str | Path], *, curvature: bool = True,
+def correlations(runs: AnalysedRun | str | Path | Sequence[AnalysedRun | str | Path], *, with_curvature: bool = True,
                  curvature_options: dict[str, Any] | None = None, method: str = "spearman", progress: bool = True,
                  data_dir: str | Path = "data", device: str = "auto") -> AnalysisResult:
     """Rank correlations of test accuracy with each predictor over all finished levels of the run(s).
 
-    Written into the first run's analysis folder; `extra['predictors']` is the joined predictor table.
+    ``with_curvature=False`` skips the Hessian predictors (the only costly part); ``curvature_options``
+    go to `curvature`. Written into the first run's analysis folder; `extra['predictors']` is the
+    joined predictor table.
     """
     runs = [runs] if isinstance(runs, (AnalysedRun, str, Path)) else list(runs)
     opened = [as_run(r, data_dir, device) for r in runs]
-    frames = [predictors(r, with_curvature=curvature, curvature_options=curvature_options, progress=progress)
+    frames = [predictors(r, with_curvature=with_curvature, curvature_options=curvature_options, progress=progress)
               for r in opened]
     joined = pd.concat(frames, ignore_index=True)
-    columns = [*VARIANTS, *(FLATNESS if curvature else ()), *[c for c in OTHERS if c in joined]]
+    columns = [*VARIANTS, *(FLATNESS if with_curvature else ()), *[c for c in OTHERS if c in joined]]
     table = correlation_table(joined, "test_acc", columns)
     cache = AnalysisCache(opened[0].dir, "correlations", {
-        "version": 1, "runs": sorted(str(r.dir) for r in opened), "curvature": curvature,
+        "version": 1, "runs": sorted(str(r.dir) for r in opened), "curvature": with_curvature,
         "curvature_options": curvature_options or {}})
     cache.open()
     cache.write_table(table)

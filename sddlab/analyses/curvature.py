@@ -23,18 +23,21 @@ from sddlab.seeds import torch_stream
 
 def curvature(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, subset: int | None = 1000,
               probes: int = 50, eig_iters: int = 50, method: Literal["power", "lanczos"] = "power",
-              tol: float = 1e-3, batch_size: int | None = None, progress: bool = True,
+              tol: float = 1e-3, batch_size: int | None = None, mode: Literal["forward", "reverse"] = "reverse",
+              progress: bool = True,
               data_dir: str | Path = "data", device: str = "auto") -> AnalysisResult:
     """Hessian trace (mean and standard error over ``probes``) and top eigenvalue per level.
 
     ``subset``: training examples used (None: all); ``batch_size`` chunks them (None: one chunk).
+    ``mode``: how Hessian-vector products are formed; reverse-over-reverse is the default here because
+    it measured 5-30x faster than forward-over-reverse for the MLPs on a 2-core CPU.
     """
     if probes < 1 or eig_iters < 1:
         raise ConfigError("curvature", {"probes": probes, "eig_iters": eig_iters}, "at least 1 probe and 1 iteration")
     run = as_run(run, data_dir, device)
     levels = run.resolve_levels(levels)
     options = {"version": 1, "subset": subset, "probes": probes, "eig_iters": eig_iters, "method": method,
-               "tol": tol, "batch_size": batch_size}
+               "tol": tol, "batch_size": batch_size, "mode": mode}
     cache = AnalysisCache(run.dir, "curvature", options)
     todo = [lv for lv in levels if not cache.has(level_item(lv))]
     if todo:
@@ -47,10 +50,10 @@ def curvature(run: AnalysedRun | str | Path, levels: list[int] | None = None, *,
         mask, weights = run.level_state(level)
         model = run.load_model(weights, mask)
         x, y = run.eval_set("train", subset)
-        trace, stderr = hessian_trace(model, mask, x, y, probes=probes, batch_size=batch_size,
+        trace, stderr = hessian_trace(model, mask, x, y, probes=probes, batch_size=batch_size, mode=mode,
                                       generator=torch_stream(run.seed, "curvature", level, "trace"))
         top = top_eigenvalue(model, mask, x, y, iters=eig_iters, tol=tol, method=method, batch_size=batch_size,
-                             generator=torch_stream(run.seed, "curvature", level, "eigen"))
+                             mode=mode, generator=torch_stream(run.seed, "curvature", level, "eigen"))
         record = run.record(level)
         return [{"level": level, "sparsity": record["sparsity"], "remaining": record["remaining"],
                  "test_acc": record["test_acc"], "hessian_trace": trace, "hessian_trace_se": stderr,

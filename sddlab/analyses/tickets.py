@@ -110,7 +110,9 @@ def tickets(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, o
                          desc="re-init", progress=progress)
     ticket = pd.DataFrame([r for r in run.records() if int(r["level"]) in levels]).assign(variant="ticket")
     frames = [ticket, reinit]
-    if oneshot:
+    if oneshot and run.config.pruning.strategy == "oneshot":
+        say("one-shot: skipped, the run itself prunes one-shot (its tickets are the one-shot variant)", progress)
+    elif oneshot:
         frames.append(run_oneshot(run, levels, results, progress))
     table = pd.concat([frame[[c for c in COLUMNS if c in frame]] for frame in frames], ignore_index=True)
     table = table.sort_values(["variant", "level"], key=lambda c: c.map(VARIANTS.index) if c.name == "variant" else c)
@@ -124,11 +126,14 @@ def tickets(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, o
 
 def comparison(table: pd.DataFrame) -> pd.DataFrame:
     """One row per level: test and noisy-train accuracy per variant, and re-init minus ticket test accuracy."""
-    out = table.pivot_table(index=["level", "sparsity"], columns="variant", values=["test_acc", "train_acc_noisy"])
+    out = table.pivot_table(index="level", columns="variant", values=["test_acc", "train_acc_noisy"])
     order = [(m, v) for m in ("test_acc", "train_acc_noisy") for v in VARIANTS if (m, v) in out.columns]
     out = out[order]
     out.columns = [f"{metric}_{variant}" for metric, variant in out.columns]
+    # iterative and one-shot sparsities differ slightly (rounding per round): show the ticket's
+    sparsity = table.sort_values("variant", key=lambda c: c.map(VARIANTS.index)).groupby("level")["sparsity"].first()
     out = out.reset_index()
+    out.insert(1, "sparsity", out["level"].map(sparsity))
     if {"test_acc_reinit", "test_acc_ticket"} <= set(out.columns):
         out["reinit_minus_ticket"] = out["test_acc_reinit"] - out["test_acc_ticket"]
     return out
