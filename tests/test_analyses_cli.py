@@ -43,7 +43,7 @@ def test_analyse_all_prints_three_tables_and_writes_figures(run_dir, data_dir, m
             "landscape"} <= set(folders)
     for kind in ("correlations", "tickets", "flatness"):
         assert (folders[kind] / f"{kind}.html").stat().st_size > 100_000  # plotly.js embedded
-        assert (folders[kind] / "table.parquet").exists()
+        assert (folders[kind] / ("comparison.parquet" if kind == "tickets" else "table.parquet")).exists()
     assert (folders["flatness"] / "phases.html").exists()
     # a second call reads everything back
     code, again, _ = analyse(monkeypatch, capsys, "all", str(run_dir), "--data", str(data_dir), "--device", "cpu",

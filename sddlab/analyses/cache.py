@@ -2,11 +2,11 @@
 
 A folder holds `options.json` (what the hash covers), one `items/<item>.json` per finished item
 (usually a level; written last, so it is the item's "done" marker), `weights/<item>.safetensors` for
-any trained weights (written before the item's JSON), the combined `table.parquet` / `table.csv`
-and the analysis' HTML figures. Every file is written atomically; a rerun with the same options
-reads finished items back instead of recomputing them, so an interrupted analysis resumes at the
-first unfinished item. The level selection is not part of the hash: asking for levels 3 and 5 after
-level 3 alone reuses level 3.
+any trained weights (written before the item's JSON), `table.parquet` / `table.csv` with the rows of
+every finished item, and the HTML figures of the latest call (the levels it asked for). Every file
+is written atomically; a rerun with the same options reads finished items back instead of
+recomputing them, so an interrupted analysis resumes at the first unfinished item. The level
+selection is not part of the hash: asking for levels 3 and 5 after level 3 alone reuses level 3.
 """
 
 from __future__ import annotations
@@ -124,7 +124,14 @@ class AnalysisCache:
                         self.save(name, compute(name))
                 rows.extend(self.load(name))
                 bar.update(1)
+        if todo or not (self.dir / "table.parquet").exists():
+            self.write_table(self.finished())
         return pd.DataFrame(rows)
+
+    def finished(self) -> pd.DataFrame:
+        """Rows of every finished item in the folder (not only those of the latest call), by item name."""
+        paths = sorted((self.dir / "items").glob("*.json"))
+        return pd.DataFrame([row for path in paths for row in json.loads(path.read_text())])
 
 
 def _json_default(value: Any) -> Any:
@@ -171,7 +178,12 @@ class AnalysisResult:
         return out
 
     def write_figures(self) -> list[Path]:
-        """Write every figure as self-contained HTML into the analysis folder; returns the paths."""
+        """Write every figure as self-contained HTML into the analysis folder, and those of the analyses
+        it is built on (results in `extra`) into theirs; returns the paths."""
         from sddlab.plots import write_html
 
-        return [write_html(fig, self.directory / f"{name}.html") for name, fig in self.figures().items()]
+        paths = [write_html(fig, self.directory / f"{name}.html") for name, fig in self.figures().items()]
+        for value in self.extra.values():
+            if isinstance(value, AnalysisResult):
+                paths.extend(value.write_figures())
+        return paths

@@ -60,7 +60,6 @@ def curvature(run: AnalysedRun | str | Path, levels: list[int] | None = None, *,
                  "top_eigenvalue": top, "examples": len(y), "probes": probes}]
 
     table = cache.items([level_item(lv) for lv in levels], compute, desc="curvature", progress=progress)
-    cache.write_table(table)
     return AnalysisResult("curvature", table, curvature_figure(table), cache.dir,
                           summary=f"curvature: {len(levels)} levels, {probes} probes, {eig_iters} eigen-iterations")
 

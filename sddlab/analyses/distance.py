@@ -104,7 +104,6 @@ def distance(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, 
         return _rows(level, records[level], squares)
 
     table = cache.items([level_item(lv) for lv in levels], compute, desc="distance", progress=progress)
-    cache.write_table(table)
     network = wide(table)
     return AnalysisResult("distance", table, distance_figure(table, run.config.name), cache.dir,
                           summary=f"learning distance: {len(levels)} levels, {len(VARIANTS)} variants",

@@ -64,7 +64,6 @@ def interpolation(run: AnalysedRun | str | Path, levels: list[int] | None = None
         return curve.to_dict("records")
 
     table = cache.items([level_item(lv) for lv in levels], compute, desc="interpolation", progress=progress)
-    cache.write_table(table)
     summary = barriers(table)
     labelled = table.assign(split=[f"level {lv} {s}" for lv, s in zip(table["level"], table["split"], strict=True)])
     figure = interpolation_figure(labelled, title="Sparse (alpha 0) to re-dense (alpha 1) interpolation")

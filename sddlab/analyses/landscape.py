@@ -71,7 +71,6 @@ def landscape(run: AnalysedRun | str | Path, levels: list[int] | None = None, *,
         return [{"level": level, "sparsity": sparsity, **row} for row in rows]
 
     table = cache.items([level_item(lv) for lv in levels], compute, desc="1-D loss curves", progress=progress)
-    cache.write_table(table)
     sharp = sharpness(table, probe)
     train = table[(table["split"] == "train") & (table["direction"] == 0)]
     figure = loss_curve_figure(train.assign(label=[f"level {lv}" for lv in train["level"]]),

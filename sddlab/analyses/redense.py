@@ -131,7 +131,6 @@ def redense(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, d
     table = cache.items([level_item(lv) for lv in levels],
                         lambda item: redense_weights(run, int(item[6:]), chosen, cache, progress),
                         desc="re-dense", progress=progress)
-    cache.write_table(table)
     line = f"re-dense: {len(levels)} levels, {chosen.iterations} iterations at LR {chosen.lr:.3g}"
     return AnalysisResult("redense", table, redense_figure(table), cache.dir, summary=line, display=display(table),
                           extra={"settings": chosen})

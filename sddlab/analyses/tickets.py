@@ -117,7 +117,7 @@ def tickets(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, o
     table = pd.concat([frame[[c for c in COLUMNS if c in frame]] for frame in frames], ignore_index=True)
     table = table.sort_values(["variant", "level"], key=lambda c: c.map(VARIANTS.index) if c.name == "variant" else c)
     table = table.reset_index(drop=True)
-    cache.write_table(table)
+    cache.write_table(table, "comparison")
     shown = comparison(table)
     figure = comparison_figure(table, by="variant", title=f"{run.config.name}: winning ticket vs random re-init"
                                + (" vs one-shot" if oneshot else ""))
