@@ -142,7 +142,7 @@ class Experiment:
 
         train(self.model, mask, self.plan.data, training, optimizer, schedule, start=start, end=end, seed=self.seed,
               stream=tag, runtime=self.plan.runtime, on_epoch=on_epoch, checkpoint=checkpoint,
-              checkpoint_every=self.checkpoint_every, should_stop=self.should_stop)
+              checkpoint_every=self.checkpoint_every, should_stop=self.should_stop, track=self.epoch_metrics)
 
     def _restore_partial(self, partial: str, optimizer: torch.optim.Optimizer) -> int:
         from sddlab.store import load_metadata

@@ -64,7 +64,7 @@ class Runtime:
     channels_last: bool = True  # conv nets on CUDA only
     compile: bool = False  # torch.compile the model (in place, state keys unchanged)
     deterministic: bool = False  # CUDA: deterministic kernels, no cudnn autotuning
-    eval_batch: int = 4096
+    eval_batch: int | None = None  # None: 1024 on the CPU (cache-friendly), 8192 on CUDA
 
     def configure_backends(self) -> None:
         """Process-wide switches: cudnn autotuning (or determinism) on CUDA, flushed denormals on CPU."""
@@ -83,6 +83,10 @@ class Runtime:
         return x
 
     @property
+    def eval_chunk(self) -> int:
+        return self.eval_batch or (8192 if self.is_cuda else 1024)
+
+    @property
     def is_cuda(self) -> bool:
         return torch.device(self.device).type == "cuda"
 
@@ -99,8 +103,8 @@ class EpochStats:
     epoch: int  # absolute, 1-based (a level rewound to iteration t starts past epoch 1)
     last_epoch: int  # the level's final epoch
     iteration: int  # absolute
-    train_loss: float
-    train_acc: float  # running, on the noisy labels, over the epoch's batches
+    train_loss: float | None  # running mean over the epoch's batches (None unless tracked)
+    train_acc: float | None  # running, on the noisy labels (None unless tracked)
     lr: float
     seconds: float
     test_acc: float | None = None  # only when the run asked for per-epoch evaluation
@@ -168,11 +172,13 @@ def train(
     checkpoint: Callable[[int], None] | None = None,
     checkpoint_every: float = 60.0,
     should_stop: Callable[[], bool] | None = None,
+    track: bool = False,
 ) -> None:
     """Train iterations [start, end) in place; batches are slices of the per-epoch order of (seed, epoch).
 
     `checkpoint(iteration)` is called at epoch boundaries every `checkpoint_every` seconds and before a
     requested stop, so an interrupted level resumes at that iteration with identical results.
+    `track` adds the running train loss and accuracy to the epoch stats (a few small ops per step).
     """
     batch_size = training.batch_size
     per_epoch = data.iterations_per_epoch(batch_size)
@@ -187,15 +193,16 @@ def train(
     loss_sum = torch.zeros((), device=data.device)
     correct = torch.zeros((), device=data.device, dtype=torch.long)
     seen = 0
-    order = None
+    x_epoch = y_epoch = None
     for iteration in range(start, end):
         epoch, position = divmod(iteration, per_epoch)
-        if order is None or position == 0:
+        if x_epoch is None or position == 0:  # one gather per epoch; batches are then contiguous slices
             order = data.epoch_order(seed, epoch)
+            x_epoch, y_epoch = data.x_train[order], data.y_train[order]
             augment.manual_seed(stream_seed(seed, "augment", stream, epoch))
-        index = order[position * batch_size : (position + 1) * batch_size]
-        inputs = runtime.prepare_inputs(transform(data.x_train[index], augment))
-        targets = data.y_train[index]
+        batch = slice(position * batch_size, (position + 1) * batch_size)
+        inputs = runtime.prepare_inputs(transform(x_epoch[batch], augment))
+        targets = y_epoch[batch]
         lr = schedule(iteration)
         for group in optimizer.param_groups:
             group["lr"] = lr
@@ -207,16 +214,18 @@ def train(
         masked.mask_grads()
         optimizer.step()
         masked.mask_weights()
-        with torch.no_grad():
-            loss_sum += loss.detach() * len(index)
-            correct += (logits.argmax(1) == targets).sum()
-        seen += len(index)
+        if track:
+            with torch.no_grad():
+                loss_sum.add_(loss.detach(), alpha=len(targets))
+                correct.add_((logits.argmax(1) == targets).sum())
+        seen += len(targets)
         if position == per_epoch - 1 or iteration == end - 1:
             if on_epoch is not None:
                 on_epoch(
                     EpochStats(
                         epoch=epoch + 1, last_epoch=last_epoch, iteration=iteration + 1,
-                        train_loss=float(loss_sum) / seen, train_acc=float(correct) / seen, lr=lr,
+                        train_loss=float(loss_sum) / seen if track else None,
+                        train_acc=float(correct) / seen if track else None, lr=lr,
                         seconds=time.monotonic() - epoch_start,
                     )
                 )
@@ -240,7 +249,7 @@ class Evaluation:
     predictions: torch.Tensor
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(
     model: nn.Module,
     x: torch.Tensor,
@@ -253,9 +262,10 @@ def evaluate(
     model.eval()
     loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
     predictions = []
-    for begin in range(0, len(y), runtime.eval_batch):
-        inputs = runtime.prepare_inputs(transform(x[begin : begin + runtime.eval_batch]))
-        targets = y[begin : begin + runtime.eval_batch]
+    chunk = runtime.eval_chunk
+    for begin in range(0, len(y), chunk):
+        inputs = runtime.prepare_inputs(transform(x[begin : begin + chunk]))
+        targets = y[begin : begin + chunk]
         with runtime.autocast():
             logits = model(inputs).float()
         loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()

@@ -123,13 +123,23 @@ def test_train_sets_the_lr_by_absolute_iteration_and_reports_absolute_epochs(dat
         return 0.01 * (iteration + 1)
 
     epochs: list[EpochStats] = []
-    train(model, mask, data, training, optimizer, schedule, start=5, end=13, seed=0, stream="t", on_epoch=epochs.append)
+    train(model, mask, data, training, optimizer, schedule, start=5, end=13, seed=0, stream="t",
+          on_epoch=epochs.append, track=True)
     assert asked == list(range(5, 13))
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.13)
     # 4 iterations per epoch: [5, 8) ends epoch 2, [8, 12) epoch 3, [12, 13) the start of epoch 4
     assert [(s.epoch, s.iteration, s.last_epoch) for s in epochs] == [(2, 8, 4), (3, 12, 4), (4, 13, 4)]
     assert epochs[0].lr == pytest.approx(0.08) and math.isfinite(epochs[0].train_loss)
     assert 0.0 <= epochs[1].train_acc <= 1.0
+
+
+def test_untracked_epochs_report_no_train_stats(data):
+    training = TrainingConfig(batch_size=BATCH, optimizer="sgd", lr=0.1)
+    model, mask = model_and_mask()
+    epochs: list[EpochStats] = []
+    train(model, mask, data, training, make_optimizer(model, training), Schedule(0.1), start=0, end=8, seed=0,
+          stream="t", on_epoch=epochs.append)
+    assert len(epochs) == 2 and epochs[0].train_loss is None and epochs[0].train_acc is None
 
 
 def test_stop_request_checkpoints_at_an_epoch_boundary_first(data):

@@ -58,7 +58,7 @@ def interpolation(run: AnalysedRun | str | Path, levels: list[int] | None = None
         sets = {split: run.eval_set(split, subset) for split in SPLITS}
         recalibrate = sets["train"][0] if bn_recalibrate else None
         curve = interpolate(sparse, load_redense(run, level, duration, lr), model, sets, alphas,
-                            batch_size=run.runtime.eval_batch, bn_recalibrate=recalibrate)
+                            batch_size=run.runtime.eval_chunk, bn_recalibrate=recalibrate)
         curve.insert(0, "sparsity", run.record(level)["sparsity"])
         curve.insert(0, "level", level)
         return curve.to_dict("records")

@@ -63,7 +63,7 @@ def landscape(run: AnalysedRun | str | Path, levels: list[int] | None = None, *,
             direction = filter_normalised_direction(model, mask, generator=torch_stream(run.seed, "direction", d))
             for split in SPLITS:
                 x, y = run.eval_set(split, subset)
-                curve = loss_curve_1d(model, mask, direction, x, y, alphas, batch_size=run.runtime.eval_batch)
+                curve = loss_curve_1d(model, mask, direction, x, y, alphas, batch_size=run.runtime.eval_chunk)
                 curve.insert(0, "split", split)
                 curve.insert(0, "direction", d)
                 rows.extend(curve.to_dict("records"))
