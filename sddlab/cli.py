@@ -85,13 +85,15 @@ def run(
 
 @app.command()
 def presets() -> None:
-    """List the presets with a one-line description."""
-    from sddlab.presets import list_presets
+    """List the presets: name, data set, model, estimated cost (levels x epochs) and what each reproduces."""
+    from sddlab.presets import cost, list_presets
 
     entries = list_presets()
-    width = max(len(name) for name in entries)
-    for name, config in entries.items():
-        typer.echo(f"{name:<{width}}  {config.description}")
+    rows = [(name, c.data.name + (f"[{c.data.subset}]" if c.data.subset else ""), c.model.name, cost(c),
+             c.description) for name, c in entries.items()]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        typer.echo("  ".join(f"{cell:<{width}}" for cell, width in zip(row[:4], widths, strict=True)) + "  " + row[4])
 
 
 @app.command()

@@ -28,6 +28,15 @@ def list_presets() -> dict[str, Config]:
     return dict(sorted(PRESETS.items()))
 
 
+def cost(config: Config) -> str:
+    """Estimated training cost: levels x length of one level (fine-tuning levels counted at their length)."""
+    levels, duration = config.experiment.levels + 1, config.training.duration
+    if config.retraining.mode == "finetune" and config.retraining.finetune_duration:
+        return f"1 x {duration} + {levels - 1} x {config.retraining.finetune_duration}"
+    count, unit = int(duration[:-2]), duration[-2:]
+    return f"{levels} x {duration} = {levels * count} {unit}"
+
+
 def _load_all() -> None:
     """Import modules that register further presets (kept lazy so the core imports fast)."""
     import importlib.util

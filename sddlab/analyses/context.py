@@ -84,8 +84,7 @@ class AnalysedRun:
     @functools.cached_property
     def plan(self) -> Plan:
         """Data (with the run's label noise) and model, exactly as the run built them."""
-        if not self.runtime.is_cuda:
-            torch.set_flush_denormal(True)  # as the runner: very sparse nets are slow with denormals
+        self.runtime.configure_backends()  # as the runner (flushed denormals on the CPU)
         return plan(self.config, self.data_dir, self.runtime)
 
     @functools.cached_property
