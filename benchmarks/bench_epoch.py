@@ -165,7 +165,7 @@ def main() -> None:
     per_epoch = cifar.iterations_per_epoch(128)
     scale = per_epoch / iterations if iterations else 1.0
     model = build_model(ModelConfig(name="resnet18"), (3, 32, 32), 10, seed=0).to(device)
-    if runtime.channels_last and runtime.is_cuda:
+    if runtime.channels_last:
         model.to(memory_format=torch.channels_last)
     sddlab_epoch(model, cifar, training, runtime, 2, False)  # warm-up (cudnn autotuning)
     spent, _ = sddlab_epoch(model, cifar, training, runtime, iterations, False)

@@ -61,7 +61,7 @@ class Runtime:
 
     device: str = "cpu"
     amp: bool = True  # bf16 autocast, CUDA only
-    channels_last: bool = True  # conv nets on CUDA only
+    channels_last: bool = True  # conv nets only (the plan turns it off for others)
     compile: bool = False  # torch.compile the model (in place, state keys unchanged)
     deterministic: bool = False  # CUDA: deterministic kernels, no cudnn autotuning
     eval_batch: int | None = None  # None: 1024 on the CPU (cache-friendly), 8192 on CUDA
@@ -78,7 +78,7 @@ class Runtime:
             torch.set_flush_denormal(True)  # denormals made late, very sparse levels 2-3x slower on CPU
 
     def prepare_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last and self.is_cuda and x.dim() == 4:
+        if self.channels_last and x.dim() == 4:
             return x.contiguous(memory_format=torch.channels_last)
         return x
 
