@@ -63,6 +63,7 @@ def run(
 ) -> None:
     """Run (or resume) a preset with overrides; print the level table and write the figure."""
     import sddlab
+    from sddlab.analysis import detect_phases
     from sddlab.experiment import resolve_device
     from sddlab.plots import curve_figure, write_html
     from sddlab.training import Runtime
@@ -77,9 +78,12 @@ def run(
         raise typer.Exit(130) from None
     table = sddlab.load(run_dir)
     typer.echo(format_table(table))
+    phases = detect_phases(table)
+    typer.echo(f"phases: {phases.summary}")
     if figure:
-        path = write_html(curve_figure(table, title=f"{config.name}: {config.description}"), run_dir / "figure.html")
-        typer.echo(f"figure: {path}")
+        fig = curve_figure(table, title=f"{config.name}: sparse double descent", phases=phases,
+                           subtitle=config.description)
+        typer.echo(f"figure: {write_html(fig, run_dir / 'figure.html')}")
     typer.echo(f"run directory: {run_dir}")
 
 

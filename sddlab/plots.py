@@ -9,6 +9,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from sddlab.analysis.figures import shade_phases
+from sddlab.analysis.phases import PhaseReport
 from sddlab.store import atomic_write_text
 
 ACCURACY_SERIES = (
@@ -55,10 +57,12 @@ def sparsity_ticks(remaining_dense: int) -> tuple[list[float], list[str]]:
     return values, labels
 
 
-def curve_figure(table: pd.DataFrame, title: str = "Sparse double descent") -> go.Figure:
+def curve_figure(table: pd.DataFrame, title: str = "Sparse double descent", phases: PhaseReport | None = None,
+                 subtitle: str = "") -> go.Figure:
     """Two panels over a log axis of remaining weights (sparsity grows to the right): accuracies, distance.
 
-    Several runs or seeds in `table` are shown as mean ± std bands.
+    Several runs or seeds in `table` are shown as mean ± std bands; `phases` (from `detect_phases`)
+    shades the light, critical, sweet and collapsed phases.
     """
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06)
     for column, label, color in ACCURACY_SERIES:
@@ -74,7 +78,10 @@ def curve_figure(table: pd.DataFrame, title: str = "Sparse double descent") -> g
     fig.update_xaxes(title_text="sparsity (log axis of remaining prunable weights)", row=2, col=1)
     fig.update_yaxes(title_text="accuracy / fraction", range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(title_text="learning distance", row=2, col=1)
-    fig.update_layout(title=title, template="plotly_white", height=640, hovermode="x unified",
+    if phases is not None:
+        shade_phases(fig, phases, scale=dense, rows=(1, 2), label_y=0.04)
+    heading = f"{title}<br><sup>{subtitle}</sup>" if subtitle else title
+    fig.update_layout(title=heading, template="plotly_white", height=680, hovermode="x unified",
                       legend={"orientation": "h", "y": -0.15})
     return fig
 

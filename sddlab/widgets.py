@@ -104,16 +104,20 @@ class Explorer:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def show_stored(self) -> None:
-        """Show what the store holds for the chosen configuration (nothing when it never ran)."""
-        if self.running:
-            return
+    def _valid_config(self) -> Config | None:
+        """The chosen configuration, or None with the error shown in the widget."""
         try:
             config = self.config()
         except SddError as error:
             self._show_error(error)
-            return
+            return None
         self.error = None
+        return config
+
+    def show_stored(self) -> None:
+        """Show what the store holds for the chosen configuration (nothing when it never ran)."""
+        if self.running or (config := self._valid_config()) is None:
+            return
         run_dir = run_dir_of(config, self.results)
         records = RunStore(run_dir).records() if (run_dir / "config.json").exists() else []
         self.figures.show_records(records)
@@ -125,14 +129,8 @@ class Explorer:
 
     def start(self) -> None:
         """Run (or resume) the chosen configuration in a background thread."""
-        if self.running:
+        if self.running or (config := self._valid_config()) is None:
             return
-        try:
-            config = self.config()
-        except SddError as error:
-            self._show_error(error)
-            return
-        self.error = None
         self._stop.clear()
         self.run_button.disabled = self.resume_button.disabled = True
         self.stop_button.disabled = False

@@ -58,22 +58,30 @@ def phase_bands(report: PhaseReport) -> list[dict[str, float | str]]:
     return bands
 
 
+def shade_phases(fig: go.Figure, report: PhaseReport, scale: float = 1.0, rows: tuple[int, ...] | None = None,
+                 label_y: float = 0.98) -> None:
+    """Shade each phase band on a log x axis of remaining weights (fraction times `scale`), labelled.
+
+    Plotly places shapes on a log axis in data units but annotations in log10 units, so the two are
+    added separately. `rows`: subplot rows to shade (the label goes on the first); None for a plain figure.
+    """
+    for band in phase_bands(report):
+        x0, x1 = band["x0"] * scale, band["x1"] * scale
+        colour = PHASE_COLOURS[str(band["phase"])]
+        where = [{"row": row, "col": 1} for row in rows] if rows else [{}]
+        for place in where:
+            fig.add_vrect(x0=x0, x1=x1, fillcolor=colour, line_width=0, layer="below", **place)
+        fig.add_annotation(x=float(np.log10(np.sqrt(x0 * x1))), y=label_y, yref="y domain", text=str(band["phase"]),
+                           showarrow=False, font={"size": 11, "color": "#555"}, **where[0])
+
+
 def phase_figure(report: PhaseReport, title: str | None = None) -> go.Figure:
     """Test and noisy-train accuracy vs remaining weights, phases shaded, landmarks marked."""
     frame = report.to_frame()
     x = _remaining(frame["sparsity"].to_numpy())
     hover = [f"level {lv}<br>sparsity {100 * s:.2f} %" for lv, s in zip(frame["level"], frame["sparsity"], strict=True)]
     fig = go.Figure()
-    for band in phase_bands(report):
-        fig.add_vrect(
-            x0=band["x0"],
-            x1=band["x1"],
-            fillcolor=PHASE_COLOURS[str(band["phase"])],
-            line_width=0,
-            layer="below",
-            annotation_text=str(band["phase"]),
-            annotation_position="top left",
-        )
+    shade_phases(fig, report)
     errors = frame["test_se"].to_numpy() if report.n_seeds > 1 else None
     fig.add_trace(
         go.Scatter(

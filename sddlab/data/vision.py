@@ -29,12 +29,11 @@ from sddlab.data.cifar import (
     read_images,
 )
 from sddlab.data.registry import DatasetSpec, RawData, register_dataset
+from sddlab.data.tabular import MNIST_ASYMMETRIC
 from sddlab.data.tinyimagenet import load_tiny_imagenet
 from sddlab.errors import DatasetMissing, SddError
 
 NO_DOWNLOAD_ENV = "SDDLAB_NO_DOWNLOAD"
-# Asymmetric noise (paper, after CDR): 2 -> 7, 3 -> 8, 5 <-> 6.
-MNIST_ASYMMETRIC = {2: 7, 3: 8, 5: 6, 6: 5}
 
 
 def downloads_allowed() -> bool:
