@@ -50,7 +50,7 @@ DIGITS = register_preset(
     Config(
         name="digits",
         description="MLP 64-256-256-10 on scikit-learn digits, 40% symmetric noise, 30 levels of 20% "
-        "global magnitude IMP, rewind to init (the main job, ~1-2 min on a laptop CPU)",
+        "global magnitude IMP, rewind to init (the main job, about a minute on a laptop CPU)",
         data={"name": "digits"},
         noise={"type": "symmetric", "rate": 0.4},
         model={"name": "mlp", "hidden": (256, 256), "init": "kaiming_normal"},
