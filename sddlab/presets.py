@@ -93,8 +93,10 @@ register_preset(
     DIGITS.with_overrides(
         {
             "name": "mnist1d",
-            "description": "MLP 40-256-256-10 on MNIST-1D (4000 train), 40% symmetric noise, 30 levels, 60 epochs",
+            "description": "MLP 40-256-256-10 on MNIST-1D (4000 train), 20% symmetric noise, 30 levels of 60 epochs "
+            "(a milder curve: MNIST-1D is hard for an MLP; about 40 s)",
             "data.name": "mnist1d",
+            "noise.rate": 0.2,
             "training.duration": "60ep",
             "training.batch_size": 128,
         }
