@@ -1,4 +1,4 @@
-"""`sddlab` command line: run presets with overrides, list presets, show and index results."""
+"""`sddlab` command line: run presets, list presets, show and index results, analyse runs, run notebooks."""
 
 from __future__ import annotations
 
