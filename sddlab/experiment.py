@@ -92,6 +92,7 @@ class Experiment:
         self.should_stop = should_stop
         self.checkpoint_every = checkpoint_every
         self.epoch_metrics = epoch_metrics
+        self.dense_final: Weights | None = None  # level 0's final weights (one-shot pruning starts there)
         self.seed = self.config.experiment.seed
         self.device = plan.runtime.device
 
@@ -103,22 +104,26 @@ class Experiment:
         self.model.load_state_dict(state)
 
     def _init_state(self) -> Weights:
-        if not self.store.has_checkpoint("init"):
-            self.store.save_checkpoint("init", self._state())
-        return self.store.load_checkpoint("init", self.device)
+        """The original dense initialisation: the freshly built model, or the stored one on resume."""
+        if self.store.has_checkpoint("init"):
+            return self.store.load_checkpoint("init", self.device)
+        init = self._state()
+        self.store.save_checkpoint("init", init)
+        return init
 
     def _rewind_state(self, init: Weights) -> Weights:
         """The dense weights at the rewind iteration t (the init itself when t = 0)."""
         t = self.plan.rewind_point
         if t == 0:
             return init
-        if not self.store.has_checkpoint("rewind"):
-            self._load_state(init)
-            dense = pruning.dense_mask(self.model, self.plan.prunable)
-            schedule = Schedule.from_config(self.config.training, self.plan.per_epoch)
-            self._train_span("pretrain", -1, dense, 0, t, schedule)
-            self.store.save_checkpoint("rewind", self._state())
-        return self.store.load_checkpoint("rewind", self.device)
+        if self.store.has_checkpoint("rewind"):
+            return self.store.load_checkpoint("rewind", self.device)
+        self._load_state(init)
+        dense = pruning.dense_mask(self.model, self.plan.prunable)
+        self._train_span("pretrain", -1, dense, 0, t, Schedule.from_config(self.config.training, self.plan.per_epoch))
+        rewind = self._state()
+        self.store.save_checkpoint("rewind", rewind)
+        return rewind
 
     # -- one span of training, resumable at epoch boundaries --------------------------------------
     def _train_span(self, tag: str, level: int, mask: pruning.Mask, start: int, end: int,
@@ -184,8 +189,7 @@ class Experiment:
         cfg = self.config.pruning
         fraction = cfg.fraction
         if cfg.strategy == "oneshot":
-            _, dense_weights = self._load_level(0)
-            self._load_state(dense_weights)
+            self._load_state(self.dense_final)
             mask = pruning.dense_mask(self.model, self.plan.prunable)
             fraction = 1.0 - (1.0 - cfg.fraction) ** level
         if cfg.score == "magnitude":
@@ -217,14 +221,6 @@ class Experiment:
             return rewind
         return previous  # finetune and lr-rewind continue from the previous level's weights
 
-    def _load_level(self, level: int) -> tuple[pruning.Mask, Weights]:
-        tensors = self.store.load_checkpoint(f"level_{level:02d}", self.device)
-        # in the plan's order, as a fresh mask has it: safetensors loads keys in no fixed order, and the
-        # order decides random scores, tie-breaking and summation, so a resumed run would differ
-        mask = {name: tensors[f"mask/{name}"].bool() for name in self.plan.prunable}
-        weights = {k.removeprefix("weights/"): v for k, v in tensors.items() if k.startswith("weights/")}
-        return mask, weights
-
     def run(self) -> Path:
         levels = self.config.experiment.levels + 1
         finished = sum(self.store.has_level(level) for level in range(levels))
@@ -235,7 +231,8 @@ class Experiment:
         previous: Weights | None = None
         for level in range(levels):
             if self.store.has_level(level):
-                mask, previous = self._load_level(level)
+                mask, previous = self.store.load_level_state(level, self.device)
+                self.dense_final = previous if level == 0 else self.dense_final
                 self.listener(LevelFinished(self.store.records()[level], cached=True))
                 continue
             began = time.perf_counter()
@@ -251,12 +248,12 @@ class Experiment:
             final = self._state()
             record = self._record(level, mask, init, rewind, start_state, end - start)
             record["seconds"] = round(time.perf_counter() - began, 3)
-            tensors = {f"mask/{k}": v for k, v in mask.items()} | {f"weights/{k}": v for k, v in final.items()}
-            self.store.save_checkpoint(f"level_{level:02d}", tensors)
+            self.store.save_level_state(level, mask, final)
             self.store.save_level(level, record)
             self.store.remove_checkpoint(f"partial-level_{level:02d}")
             self.listener(LevelFinished(record))
             previous = final
+            self.dense_final = final if level == 0 else self.dense_final
         self.store.remove_checkpoint("partial-pretrain")
         self.store.update_meta(finished=True)
         self.listener(RunFinished(self.store.dir))

@@ -38,11 +38,8 @@ def cost(config: Config) -> str:
 
 
 def _load_all() -> None:
-    """Import modules that register further presets (kept lazy so the core imports fast)."""
-    import importlib.util
-
-    if importlib.util.find_spec("sddlab.paper_presets") is not None:
-        import sddlab.paper_presets  # noqa: F401
+    """Register the paper's presets (imported lazily: they refer to this module's register_preset)."""
+    import sddlab.paper_presets  # noqa: F401
 
 
 # The main job: the default sparse-double-descent experiment on data that needs no download.

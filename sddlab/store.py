@@ -139,6 +139,26 @@ class RunStore:
     def remove_checkpoint(self, name: str) -> None:
         self.checkpoint_path(name).unlink(missing_ok=True)
 
+    def save_level_state(self, level: int, mask: dict[str, torch.Tensor], weights: dict[str, torch.Tensor]) -> None:
+        """A level's mask and final weights in one checkpoint, the mask's order kept in its metadata."""
+        tensors = {f"mask/{k}": v for k, v in mask.items()} | {f"weights/{k}": v for k, v in weights.items()}
+        self.save_checkpoint(f"level_{level:02d}", tensors, {"mask_order": json.dumps(list(mask))})
+
+    def load_level_state(
+        self, level: int, device: str | torch.device = "cpu"
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(mask, weights) of a finished level, the mask in its saved order.
+
+        safetensors returns keys in no fixed order, and the order of a mask decides random scores,
+        tie-breaking and summation, so a resumed run would otherwise differ from an uninterrupted one.
+        """
+        name = f"level_{level:02d}"
+        order = json.loads(load_metadata(self.checkpoint_path(name))["mask_order"])
+        tensors = self.load_checkpoint(name, device)
+        mask = {key: tensors[f"mask/{key}"].bool() for key in order}
+        weights = {k.removeprefix("weights/"): v for k, v in tensors.items() if k.startswith("weights/")}
+        return mask, weights
+
     # -- level records --------------------------------------------------------------------------
     def _record_path(self, level: int) -> Path:
         return self.dir / "levels" / f"level_{level:02d}.json"

@@ -33,9 +33,7 @@ def grid(config: Config, axes: dict[str, Sequence[Any]]) -> list[Config]:
 def run_many(configs: Iterable[Config], results: str | Path = "results", *, progress: bool = True,
              **run_kwargs: Any) -> pd.DataFrame:
     """Run (or resume, or read back) every config; one tidy table over all of them (see `sddlab.index`)."""
-    configs = list(configs)
-    for config in configs:  # validate all before running any
-        config.short_hash()
+    configs = list(configs)  # each was validated on construction
     run_dirs = []
     for config in tqdm(configs, desc="runs", unit="run", disable=not progress or len(configs) < 2):
         run_dirs.append(run(config, results, progress=progress, **run_kwargs))

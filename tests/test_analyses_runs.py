@@ -14,8 +14,8 @@ import torch
 import sddlab.training
 from sddlab import analyses
 from sddlab.analyses.redense import final_lr
-from sddlab.analysis import learning_distance
 from sddlab.errors import SddError
+from sddlab.metrics import learning_distance
 from sddlab.models import build_model
 from sddlab.seeds import stream_seed
 from sddlab.store import RunStore
@@ -50,13 +50,6 @@ def spy(monkeypatch):
     return calls
 
 
-def _checkpoint(run_dir: Path, level: int) -> tuple[dict, dict]:
-    tensors = RunStore(run_dir).load_checkpoint(f"level_{level:02d}")
-    mask = {k[5:]: v.bool() for k, v in tensors.items() if k.startswith("mask/")}
-    weights = {k[8:]: v for k, v in tensors.items() if k.startswith("weights/")}
-    return mask, weights
-
-
 def test_distance_variants_equal_recomputation_from_checkpoints(run, run_dir):
     result = analyses.distance(run, progress=False)
     network = result.extra["wide"].set_index("level")
@@ -65,12 +58,12 @@ def test_distance_variants_equal_recomputation_from_checkpoints(run, run_dir):
     records = {r["level"]: r for r in store.records()}
     assert sorted(network.index) == [0, 1, 2, 3]
     for level in range(4):
-        mask, weights = _checkpoint(run_dir, level)
+        mask, weights = RunStore(run_dir).load_level_state(level)
         row, remaining = network.loc[level], sum(int(m.sum()) for m in mask.values())
-        paper = learning_distance(init, weights, mask)
+        paper = learning_distance(init, weights, mask, from_pruned_as_zero=True)
         assert row["distance_init"] == pytest.approx(paper, rel=1e-9)
         assert row["distance_init"] == pytest.approx(records[level]["learning_distance"], rel=1e-6)
-        unpruned = learning_distance(init, weights, mask, mask_init=True)
+        unpruned = learning_distance(init, weights, mask, from_pruned_as_zero=False)
         assert row["distance_init_unpruned"] == pytest.approx(unpruned, rel=1e-9)
         assert row["distance_rewind"] == pytest.approx(records[level]["learning_distance_rewind"], rel=1e-6)
         assert row["distance_rewind_normalised"] == pytest.approx(row["distance_rewind"] / math.sqrt(remaining))
@@ -84,7 +77,7 @@ def test_reinit_trains_the_mask_from_an_independent_fresh_init(run, run_dir, spy
     result = analyses.tickets(run, [2], oneshot=False, progress=False)
     assert len(spy) == 1
     call = spy[0]
-    mask, _ = _checkpoint(run_dir, 2)
+    mask, _ = RunStore(run_dir).load_level_state(2)
     init = RunStore(run_dir).load_checkpoint("init")
     assert call["mask"].keys() == mask.keys()
     assert all(torch.equal(call["mask"][n], mask[n]) for n in mask)
@@ -106,7 +99,7 @@ def test_reinit_trains_the_mask_from_an_independent_fresh_init(run, run_dir, spy
 def test_redense_starts_from_the_sparse_weights_with_every_weight_trainable(run, run_dir, spy):
     result = analyses.redense(run, [2], duration=DURATION, progress=False)
     (call,) = spy
-    mask, weights = _checkpoint(run_dir, 2)
+    mask, weights = RunStore(run_dir).load_level_state(2)
     assert all(torch.equal(call["entry"][n], weights[n]) for n in weights)
     assert call["mask"].keys() == mask.keys() and all(m.all() for m in call["mask"].values())
     lr = final_lr(run.config.training, run.plan.per_epoch)

@@ -7,13 +7,10 @@ the averaged state dict to 1e-12.
 
 from __future__ import annotations
 
-import math
-
 import pytest
 import torch
 from torch import nn
 
-from sddlab.analysis.distance import learning_distance
 from sddlab.analysis.functional import evaluate
 from sddlab.analysis.interpolate import DEFAULT_ALPHAS, interpolate, interpolate_state, recalibrate_batchnorm
 
@@ -128,13 +125,3 @@ def test_interpolation_figure(case):
     a, b, sets = case
     table = interpolate(a.state_dict(), b.state_dict(), _model(7), sets, alphas=[0.0, 0.5, 1.0])
     assert len(interpolation_figure(table).data) == 4
-
-
-def test_learning_distance():
-    init = {"w": torch.tensor([[1.0, 2.0], [3.0, 4.0]]), "b": torch.tensor([9.0])}
-    learned = {"w": torch.tensor([[1.5, 7.0], [3.0, 2.0]]), "b": torch.tensor([0.0])}
-    mask = {"w": torch.tensor([[True, False], [True, True]])}
-    # pruned learned weight counts as 0: |1-1.5|^2 + |2-0|^2 + 0 + |4-2|^2 ; b is not prunable
-    assert learning_distance(init, learned, mask) == pytest.approx(math.sqrt(0.25 + 4 + 4))
-    assert learning_distance(init, learned, mask, mask_init=True) == pytest.approx(math.sqrt(0.25 + 4))
-    assert learning_distance(init, init, {"w": torch.ones(2, 2, dtype=torch.bool)}) == 0.0

@@ -8,7 +8,7 @@ import torch
 from test_vision_data import write_cifar10
 
 import sddlab
-from sddlab.store import RunStore, load_tensors
+from sddlab.store import RunStore
 from sddlab.training import StopRequested
 
 OVERRIDES = {
@@ -30,11 +30,10 @@ def test_vgg_runs_every_level_with_pruned_weights_zero_and_resumes_identically(t
     table = sddlab.load(run_dir)
     assert list(table["level"]) == [0, 1, 2] and table["sparsity"].is_monotonic_increasing
     assert (run_dir / "checkpoints" / "rewind.safetensors").exists()
-    level = load_tensors(run_dir / "checkpoints" / "level_02.safetensors")
-    masks = {k.removeprefix("mask/"): v for k, v in level.items() if k.startswith("mask/")}
+    masks, weights = RunStore(run_dir).load_level_state(2)
     assert "fc.weight" not in masks, "VGG-16's output layer is not pruned"
     for name, keep in masks.items():
-        assert torch.all(level[f"weights/{name}"][~keep.bool()] == 0)
+        assert torch.all(weights[name][~keep] == 0)
 
     calls = []
 

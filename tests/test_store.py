@@ -104,6 +104,19 @@ def test_checkpoint_helpers(tmp_path):
     assert not store.has_checkpoint("init")
 
 
+def test_level_state_keeps_the_mask_order(tmp_path):
+    store = RunStore.open_or_create(tmp_path, Config(), {})
+    names = ["z.weight", "a.weight", "m.weight", "b.weight"]  # not sorted: the order must survive
+    mask = {name: torch.rand(3, 3) > 0.5 for name in names}
+    weights = {name: torch.randn(3, 3) for name in names} | {"z.bias": torch.randn(3)}
+    for _ in range(5):  # the file's own key order varies; the saved order must win every time
+        store.save_level_state(4, mask, weights)
+        loaded_mask, loaded_weights = store.load_level_state(4)
+        assert list(loaded_mask) == names
+        assert all(torch.equal(loaded_mask[n], mask[n]) and loaded_mask[n].dtype == torch.bool for n in names)
+        assert loaded_weights.keys() == weights.keys()
+
+
 def test_one_writer_per_run_directory(tmp_path):
     store = RunStore.open_or_create(tmp_path, Config(), {})
     with store.lock(), pytest.raises(Timeout):

@@ -100,14 +100,7 @@ class AnalysedRun:
     def level_state(self, level: int) -> tuple[dict[str, torch.Tensor], Weights]:
         """(mask, final weights) of a finished level, on the run's device."""
         self.check_levels([level])
-        tensors = self.store.load_checkpoint(f"level_{level:02d}", self.device)
-        # in the model's order (as the run's masks): safetensors gives keys in no fixed order
-        names = [k.removeprefix("mask/") for k in tensors if k.startswith("mask/")]
-        order = {name: i for i, name in enumerate(self.store.meta().get("prunable", []))}
-        names.sort(key=lambda name: (order.get(name, len(order)), name))
-        mask = {name: tensors[f"mask/{name}"].bool() for name in names}
-        weights = {k.removeprefix("weights/"): v for k, v in tensors.items() if k.startswith("weights/")}
-        return mask, weights
+        return self.store.load_level_state(level, self.device)
 
     def init_state(self) -> Weights:
         """The original dense initialisation."""

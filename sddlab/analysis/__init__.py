@@ -3,7 +3,6 @@
 - `curvature`: Hutchinson Hessian trace and top eigenvalue of the masked loss.
 - `directions`: filter-normalised random directions and 1-D loss curves (Li et al. 2018).
 - `interpolate`: linear interpolation between two solutions (sparse vs re-dense).
-- `distance`: the paper's learning distance ||w_init - w_learned||.
 - `phases`: locate light / critical / sweet / collapsed phases in a level table.
 - `correlations`: rank correlations of test accuracy with candidate predictors.
 - `figures` (import it explicitly; it pulls in plotly): figures for all of the above.
@@ -19,7 +18,6 @@ from sddlab.analysis.curvature import (
     top_eigenvalue,
 )
 from sddlab.analysis.directions import filter_normalised_direction, loss_curve_1d
-from sddlab.analysis.distance import learning_distance
 from sddlab.analysis.functional import evaluate, make_loss
 from sddlab.analysis.interpolate import DEFAULT_ALPHAS, interpolate, interpolate_state
 from sddlab.analysis.phases import PHASES, PhaseReport, aggregate_levels, detect_phases
@@ -40,7 +38,6 @@ __all__ = [
     "hvp",
     "interpolate",
     "interpolate_state",
-    "learning_distance",
     "loss_curve_1d",
     "make_loss",
     "top_eigenvalue",

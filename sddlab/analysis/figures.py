@@ -83,28 +83,13 @@ def phase_figure(report: PhaseReport, title: str | None = None) -> go.Figure:
     fig = go.Figure()
     shade_phases(fig, report)
     errors = frame["test_se"].to_numpy() if report.n_seeds > 1 else None
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=frame["test_acc"],
-            mode="lines+markers",
-            name="test accuracy",
-            text=hover,
-            error_y=None if errors is None else {"type": "data", "array": errors, "visible": True},
-            hovertemplate="%{text}<br>test %{y:.4f}<extra></extra>",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
-            x=x,
-            y=frame["train_acc_noisy"],
-            mode="lines+markers",
-            name="train accuracy (noisy labels)",
-            text=hover,
-            line={"dash": "dot"},
-            hovertemplate="%{text}<br>train %{y:.4f}<extra></extra>",
-        )
-    )
+    for column, label, extra in (
+        ("test_acc", "test accuracy",
+         {"error_y": None if errors is None else {"type": "data", "array": errors, "visible": True}}),
+        ("train_acc_noisy", "train accuracy (noisy labels)", {"line": {"dash": "dot"}}),
+    ):
+        fig.add_trace(go.Scatter(x=x, y=frame[column], mode="lines+markers", name=label, text=hover,
+                                 hovertemplate=f"%{{text}}<br>{label} %{{y:.4f}}<extra></extra>", **extra))
     marks = [
         ("critical minimum", report.critical_sparsity, report.critical_test_acc, "triangle-down"),
         ("sweet peak", report.sweet_sparsity, report.sweet_test_acc, "star"),

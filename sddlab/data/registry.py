@@ -45,7 +45,6 @@ class DatasetSpec:
     asymmetric: dict[int, int] | None = None  # class -> class for asymmetric noise
     train_transform: TrainTransform = _identity_train
     eval_transform: EvalTransform = _identity_eval
-    needs_download: bool = False
     extra: dict = field(default_factory=dict)
 
 

@@ -187,7 +187,6 @@ def _register(
             asymmetric=asymmetric,
             train_transform=transforms[0],
             eval_transform=transforms[1],
-            needs_download=True,
             extra=extra,
         )
     )
