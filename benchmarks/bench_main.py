@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_main.py [--seeds 0 1 2 3] [--set field=value ...]
 
 Prints one row per seed (wall seconds, microseconds per training iteration, the critical minimum and
-sweet peak found by `sddlab.analysis.detect_phases`, whether the curve has the required shape) and the
+sweet peak found by `sddlab.phases.detect_phases`, whether the curve has the required shape) and the
 targets: <= 90 s per trajectory on a 2-core CPU, stretch <= 45 s.
 """
 
@@ -17,7 +17,7 @@ import time
 import torch
 
 import sddlab
-from sddlab.analysis import detect_phases
+from sddlab.phases import detect_phases
 from sddlab.config import parse_assignment
 
 TARGET_S, STRETCH_S = 90.0, 45.0

@@ -1,12 +1,14 @@
-"""sddlab: reproduce, explore and teach sparse double descent (He et al., ICML 2022)."""
+"""sddlab: reproduce, explore and teach sparse double descent (He et al., ICML 2022).
 
-__version__ = "0.1.0"
+The flow: config -> data -> model + mask -> levels (experiment) -> store -> analyses -> figures -> app.
+"""
 
-from sddlab.config import Config  # noqa: E402
-from sddlab.errors import ConfigError, DatasetMissing, SddError  # noqa: E402
-from sddlab.presets import get_preset, list_presets  # noqa: E402
-from sddlab.runner import run  # noqa: E402
-from sddlab.store import index, load  # noqa: E402
+from sddlab.config import Config
+from sddlab.errors import ConfigError, DatasetMissing, SddError
+from sddlab.presets import get_preset, list_presets
+from sddlab.runs import run
+from sddlab.store import index, load
+from sddlab.version import __version__
 
 __all__ = [
     "Config",

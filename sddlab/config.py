@@ -5,28 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sddlab.data import DATASETS
+from sddlab.duration import Duration, DurationField
 from sddlab.errors import ConfigError
-
-_DURATION = re.compile(r"^(\d+)(ep|it)$")
-
-
-def _check_duration(text: str) -> str:
-    if not isinstance(text, str) or not _DURATION.match(text):
-        raise ValueError("a duration like '150ep' (epochs) or '1000it' (iterations)")
-    return text
-
-
-Duration = Annotated[str, AfterValidator(_check_duration)]
-
-
-def to_iterations(duration: str, iterations_per_epoch: int) -> int:
-    """Convert a duration such as '150ep' or '1000it' to a number of iterations."""
-    count, unit = _DURATION.match(duration).groups()  # type: ignore[union-attr]
-    return int(count) * (iterations_per_epoch if unit == "ep" else 1)
+from sddlab.models import MODELS
 
 
 def _neutral(default: Any, **kwargs: Any) -> Any:
@@ -65,8 +51,6 @@ class DataConfig(_Section):
     @field_validator("name")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
-        from sddlab.data import DATASETS
-
         if name not in DATASETS:
             raise ValueError(f"one of {', '.join(sorted(DATASETS))}")
         return name
@@ -91,8 +75,6 @@ class ModelConfig(_Section):
     @field_validator("name")
     @classmethod
     def _known_model(cls, name: str) -> str:
-        from sddlab.models import MODELS
-
         if name not in MODELS:
             raise ValueError(f"one of {', '.join(sorted(MODELS))}")
         return name
@@ -113,16 +95,16 @@ class TrainingConfig(_Section):
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     batch_size: int = Field(128, gt=0)
-    duration: Duration = "150ep"
+    duration: DurationField = Duration(150, "ep")
     schedule: Literal["constant", "multistep", "cosine"] = "constant"
-    milestones: tuple[Duration, ...] = ()
+    milestones: tuple[DurationField, ...] = ()
     gamma: float = Field(0.1, gt=0)
-    warmup: Duration = "0it"
+    warmup: DurationField = Duration(0, "it")
 
     @field_validator("duration")
     @classmethod
-    def _positive_duration(cls, duration: str) -> str:
-        if to_iterations(duration, 1) <= 0:
+    def _positive_duration(cls, duration: Duration) -> Duration:
+        if duration.count <= 0:
             raise ValueError("a positive duration like '150ep' or '1000it'")
         return duration
 
@@ -138,9 +120,10 @@ class PruningConfig(_Section):
 
 class RetrainingConfig(_Section):
     mode: Literal["rewind", "finetune", "lr-rewind", "scratch"] = "rewind"
-    rewind_point: Duration = "0it"
+    rewind_point: DurationField = Duration(0, "it")
     finetune_lr: float | None = Field(None, gt=0, description="constant LR of finetune mode; None = training.lr")
-    finetune_duration: Duration | None = Field(None, description="length of finetune mode; None = training.duration")
+    finetune_duration: DurationField | None = Field(
+        None, description="length of finetune mode; None = training.duration")
 
 
 class ExperimentConfig(_Section):
@@ -227,6 +210,20 @@ _SECTION_TYPES: dict[str, type[_Section]] = {
     "experiment": ExperimentConfig,
 }
 _SECTIONS = tuple(_SECTION_TYPES)
+
+
+def choices(path: str) -> tuple[Any, ...]:
+    """The allowed values of a dotted field with a fixed set of them, e.g. choices('pruning.score')."""
+    section, field = path.split(".")
+    if path == "data.name":
+        return tuple(sorted(DATASETS))
+    if path == "model.name":
+        return tuple(sorted(MODELS))
+    annotation = _SECTION_TYPES[section].model_fields[field].annotation
+    values = get_args(annotation)
+    if not values or not all(isinstance(value, (str, int, float, bool)) for value in values):
+        raise ConfigError("field", path, "a field with a fixed set of values (a Literal or a registry name)")
+    return values
 
 
 def parse_assignment(text: str) -> tuple[str, Any]:

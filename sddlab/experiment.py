@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,31 +13,29 @@ import torch
 from torch import nn
 
 from sddlab import pruning
-from sddlab.config import Config, to_iterations
-from sddlab.data import DeviceData, prepare_data
+from sddlab.config import Config
+from sddlab.data.device import DeviceData, prepare_data
 from sddlab.errors import ConfigError
 from sddlab.events import EpochEnded, LevelFinished, LevelStarted, Listener, RunFinished, RunStarted
-from sddlab.metrics import learning_distance, level_metrics
+from sddlab.metrics import evaluate, learning_distance, measure
 from sddlab.models import build_model, prunable_names
 from sddlab.models.build import resolve_ignored
+from sddlab.resume import restore_partial, save_partial
+from sddlab.runtime import Runtime
 from sddlab.seeds import stream_seed, torch_stream
 from sddlab.store import RunStore
-from sddlab.training import EpochStats, Runtime, Schedule, evaluate, make_optimizer, train
+from sddlab.training import EpochStats, Schedule, Span, make_optimizer, train
 
 Weights = dict[str, torch.Tensor]
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device", device, "auto or cpu (no CUDA device is available)")
-    return device
+class StopRequested(Exception):
+    """Raised at an epoch boundary when the caller asked to stop; progress was checkpointed first."""
 
 
 @dataclass
-class Plan:
-    """Everything validated and built before the run directory exists."""
+class Setup:
+    """Everything validated and built before the run directory exists: data, model, iteration counts."""
 
     config: Config
     data: DeviceData
@@ -51,7 +48,7 @@ class Plan:
     runtime: Runtime
 
 
-def plan(config: Config, data_dir: str | Path = "data", runtime: Runtime = Runtime()) -> Plan:
+def prepare(config: Config, data_dir: str | Path = "data", runtime: Runtime = Runtime()) -> Setup:
     """Validate what needs the data and the model (ignored layers, durations) and build both."""
     seed = config.experiment.seed
     data = prepare_data(config.data, config.noise, seed, data_dir, runtime.device)
@@ -63,10 +60,10 @@ def plan(config: Config, data_dir: str | Path = "data", runtime: Runtime = Runti
     params = dict(model.named_parameters())
     ignored_weights = sum(params[f"{layer}.weight"].numel() for layer in ignored)
     per_epoch = data.iterations_per_epoch(config.training.batch_size)
-    total = to_iterations(config.training.duration, per_epoch)
-    rewind_point = to_iterations(config.retraining.rewind_point, per_epoch)
+    total = config.training.duration.iterations(per_epoch)
+    rewind_point = config.retraining.rewind_point.iterations(per_epoch)
     if rewind_point >= total:
-        raise ConfigError("retraining.rewind_point", config.retraining.rewind_point,
+        raise ConfigError("retraining.rewind_point", str(config.retraining.rewind_point),
                           f"a point before the end of training ({total} iterations)")
     model.to(runtime.device)
     # channels-last pays for conv nets (20-30 % per step on the CPU too); other models keep NCHW inputs
@@ -76,32 +73,58 @@ def plan(config: Config, data_dir: str | Path = "data", runtime: Runtime = Runti
         model.to(memory_format=torch.channels_last)
     if runtime.compile:
         model.compile()
-    return Plan(config, data, model, prunable, ignored_weights, per_epoch, total, rewind_point, runtime)
+    return Setup(config, data, model, prunable, ignored_weights, per_epoch, total, rewind_point, runtime)
+
+
+def level_span(setup: Setup, level: int, stream: str | None = None) -> Span:
+    """The iterations, schedule and optimizer settings a level trains with under the retraining mode.
+
+    Rewind and lr-rewind train [rewind point, end) of the main schedule, scratch the whole of it, and
+    finetune (after the dense level) a constant LR for its own length. `stream` names the span's
+    augmentation stream (default: the level's own).
+    """
+    cfg, seed = setup.config, setup.config.experiment.seed
+    stream = stream or f"level_{level:02d}"
+    main = Schedule.from_config(cfg.training, setup.per_epoch)
+    if cfg.retraining.mode == "scratch":
+        return Span(cfg.training, main, 0, setup.total, setup.per_epoch, seed, stream)
+    if level > 0 and cfg.retraining.mode == "finetune":
+        lr = cfg.retraining.finetune_lr or cfg.training.lr
+        end = (cfg.retraining.finetune_duration or cfg.training.duration).iterations(setup.per_epoch)
+        training = cfg.training.model_copy(update={"lr": lr, "schedule": "constant"})
+        return Span(training, Schedule(base_lr=lr, total=end), 0, end, setup.per_epoch, seed, stream)
+    return Span(cfg.training, main, setup.rewind_point, setup.total, setup.per_epoch, seed, stream)
+
+
+def replay_stored(store: RunStore, listener: Listener, epochs_per_level: list[int]) -> int:
+    """Announce a run and the levels its store already holds; returns how many are finished."""
+    records = store.records()
+    listener(RunStarted(store.dir, len(epochs_per_level), len(records), epochs_per_level))
+    for record in records:
+        listener(LevelFinished(record, cached=True))
+    return len(records)
 
 
 class Experiment:
     """Runs the levels of one config into its run directory; every finished level is kept."""
 
-    def __init__(self, plan: Plan, store: RunStore, listener: Listener | None = None,
+    def __init__(self, setup: Setup, store: RunStore, listener: Listener | None = None,
                  should_stop: Callable[[], bool] | None = None, checkpoint_every: float = 60.0,
                  epoch_metrics: bool = False):
-        self.plan, self.store = plan, store
-        self.config = plan.config
-        self.model = plan.model
+        self.setup, self.store = setup, store
+        self.config = setup.config
+        self.model = setup.model
         self.listener = listener or (lambda event: None)
         self.should_stop = should_stop
         self.checkpoint_every = checkpoint_every
         self.epoch_metrics = epoch_metrics
-        self.dense_final: Weights | None = None  # level 0's final weights (one-shot pruning starts there)
         self.seed = self.config.experiment.seed
-        self.device = plan.runtime.device
+        self.device = setup.runtime.device
+        self._last: tuple[int, pruning.Mask, Weights] | None = None  # the latest level computed here
 
     # -- weights ----------------------------------------------------------------------------------
     def _state(self) -> Weights:
         return {name: t.detach().clone() for name, t in self.model.state_dict().items()}
-
-    def _load_state(self, state: Weights) -> None:
-        self.model.load_state_dict(state)
 
     def _init_state(self) -> Weights:
         """The original dense initialisation: the freshly built model, or the stored one on resume."""
@@ -113,101 +136,84 @@ class Experiment:
 
     def _rewind_state(self, init: Weights) -> Weights:
         """The dense weights at the rewind iteration t (the init itself when t = 0)."""
-        t = self.plan.rewind_point
+        t = self.setup.rewind_point
         if t == 0:
             return init
         if self.store.has_checkpoint("rewind"):
             return self.store.load_checkpoint("rewind", self.device)
-        self._load_state(init)
-        dense = pruning.dense_mask(self.model, self.plan.prunable)
-        self._train_span("pretrain", -1, dense, 0, t, Schedule.from_config(self.config.training, self.plan.per_epoch))
+        self.model.load_state_dict(init)
+        pretrain = dataclasses.replace(level_span(self.setup, 0, "pretrain"), start=0, end=t)
+        self._train_span(-1, pruning.dense_mask(self.model, self.setup.prunable), pretrain)
         rewind = self._state()
         self.store.save_checkpoint("rewind", rewind)
         return rewind
 
+    def _state_after(self, level: int) -> tuple[pruning.Mask, Weights]:
+        """(mask, final weights) of a finished level: from memory when it was just computed, else the store."""
+        if self._last is not None and self._last[0] == level:
+            return self._last[1], self._last[2]
+        return self.store.load_level_state(level, self.device)
+
     # -- one span of training, resumable at epoch boundaries --------------------------------------
-    def _train_span(self, tag: str, level: int, mask: pruning.Mask, start: int, end: int,
-                    schedule: Schedule, training: Any = None) -> None:
-        """Train [start, end) with a fresh optimizer, or continue from this span's partial checkpoint."""
-        training = training or self.config.training
-        optimizer = make_optimizer(self.model, training)
-        partial = f"partial-{tag}"
+    def _train_span(self, level: int, mask: pruning.Mask, span: Span) -> None:
+        """Train `span` with a fresh optimizer, or continue from its partial checkpoint."""
+        optimizer = make_optimizer(self.model, span.training)
+        partial = f"partial-{span.stream}"
         if self.store.has_checkpoint(partial):
-            start = self._restore_partial(partial, optimizer)
+            span = span.resumed_at(restore_partial(self.store, partial, self.model, optimizer, self.device))
+        last_checkpoint = time.monotonic()
 
-        def checkpoint(iteration: int) -> None:
-            tensors = {f"model/{k}": v for k, v in self.model.state_dict().items()}
-            opt_tensors, opt_meta = _optimizer_tensors(optimizer)
-            tensors.update(opt_tensors)
-            self.store.save_checkpoint(partial, tensors, {"iteration": str(iteration), "optimizer": opt_meta})
-
-        def on_epoch(stats: EpochStats) -> None:
+        def at_epoch_end(stats: EpochStats) -> None:
+            nonlocal last_checkpoint
             if self.epoch_metrics:  # evaluation touches no RNG and no BN statistics: results unchanged
-                data = self.plan.data
-                test = evaluate(self.model, data.x_test, data.y_test, data.spec.eval_transform, self.plan.runtime)
+                data = self.setup.data
+                test = evaluate(self.model, data.x_test, data.y_test, transform=data.spec.eval_transform,
+                                runtime=self.setup.runtime)
                 stats = dataclasses.replace(stats, test_acc=test.acc)
             self.listener(EpochEnded(level, stats))
+            if stats.finished:
+                return
+            stop = self.should_stop is not None and self.should_stop()
+            if stop or time.monotonic() - last_checkpoint > self.checkpoint_every:
+                save_partial(self.store, partial, self.model, optimizer, stats.iteration)
+                last_checkpoint = time.monotonic()
+            if stop:
+                raise StopRequested(f"stopped at iteration {stats.iteration}")
 
-        train(self.model, mask, self.plan.data, training, optimizer, schedule, start=start, end=end, seed=self.seed,
-              stream=tag, runtime=self.plan.runtime, on_epoch=on_epoch, checkpoint=checkpoint,
-              checkpoint_every=self.checkpoint_every, should_stop=self.should_stop, track=self.epoch_metrics)
-
-    def _restore_partial(self, partial: str, optimizer: torch.optim.Optimizer) -> int:
-        from sddlab.store import load_metadata
-
-        path = self.store.checkpoint_path(partial)
-        meta = load_metadata(path)
-        tensors = self.store.load_checkpoint(partial, self.device)
-        self._load_state({k.removeprefix("model/"): v for k, v in tensors.items() if k.startswith("model/")})
-        _restore_optimizer(optimizer, tensors, meta["optimizer"])
-        return int(meta["iteration"])
+        train(self.model, mask, self.setup.data, span, optimizer, self.setup.runtime, at_epoch_end,
+              track=self.epoch_metrics)
 
     # -- the levels -------------------------------------------------------------------------------
-    def level_plan(self, level: int) -> tuple[int, int, Schedule, Any]:
-        """(start, end, schedule, training config) of a level under the retraining mode."""
-        cfg, plan = self.config, self.plan
-        mode = cfg.retraining.mode
-        main = Schedule.from_config(cfg.training, plan.per_epoch)
-        if mode == "scratch":
-            return 0, plan.total, main, cfg.training
-        if level > 0 and mode == "finetune":
-            lr = cfg.retraining.finetune_lr or cfg.training.lr
-            duration = cfg.retraining.finetune_duration or cfg.training.duration
-            end = to_iterations(duration, plan.per_epoch)
-            training = cfg.training.model_copy(update={"lr": lr, "schedule": "constant", "warmup": "0it"})
-            return 0, end, Schedule(base_lr=lr, total=end), training
-        return plan.rewind_point, plan.total, main, cfg.training
-
-    def epochs_of(self, level: int) -> int:
-        start, end, _, _ = self.level_plan(level)
-        per_epoch = self.plan.per_epoch
-        return -(-end // per_epoch) - start // per_epoch
-
-    def _next_mask(self, level: int, mask: pruning.Mask) -> pruning.Mask:
+    def _next_mask(self, level: int, mask: pruning.Mask, previous: Weights) -> pruning.Mask:
         """Iterative: prune `fraction` of what the previous level kept, scored on its final weights.
         One-shot: prune the dense level's final weights straight to sparsity 1 - (1 - fraction)^level."""
         cfg = self.config.pruning
         fraction = cfg.fraction
+        self.model.load_state_dict(previous)
         if cfg.strategy == "oneshot":
-            self._load_state(self.dense_final)
-            mask = pruning.dense_mask(self.model, self.plan.prunable)
+            self.model.load_state_dict(self._state_after(0)[1])
+            mask = pruning.dense_mask(self.model, self.setup.prunable)
             fraction = 1.0 - (1.0 - cfg.fraction) ** level
         if cfg.score == "magnitude":
             scores = pruning.magnitude_scores(self.model, mask)
         elif cfg.score == "random":
             scores = pruning.random_scores(mask, torch_stream(self.seed, "prune-random", level))
         else:
-            data = self.plan.data
-            generator = torch_stream(self.seed, "prune-gradient", level)
-            index = torch.randperm(data.num_train, generator=generator)[: self.config.training.batch_size]
-            index = index.to(data.device)
-
-            def loss_fn(model: nn.Module) -> torch.Tensor:
-                inputs = data.spec.eval_transform(data.x_train[index])
-                return nn.functional.cross_entropy(model(inputs), data.y_train[index])
-
-            scores = pruning.gradient_scores(self.model, mask, loss_fn)
+            scores = pruning.gradient_scores(self.model, mask, self._gradient_batch_loss(level))
         return pruning.prune_mask(scores, mask, fraction, cfg.scope)
+
+    def _gradient_batch_loss(self, level: int) -> Callable[[nn.Module], torch.Tensor]:
+        """The loss on one seeded batch of training examples that gradient scores are taken on."""
+        data = self.setup.data
+        generator = torch_stream(self.seed, "prune-gradient", level)
+        index = torch.randperm(data.num_train, generator=generator)[: self.config.training.batch_size]
+        index = index.to(data.device)
+
+        def loss_fn(model: nn.Module) -> torch.Tensor:
+            inputs = data.spec.eval_transform(data.x_train[index])
+            return nn.functional.cross_entropy(model(inputs), data.y_train[index])
+
+        return loss_fn
 
     def _start_state(self, level: int, init: Weights, rewind: Weights, previous: Weights | None) -> Weights:
         mode = self.config.retraining.mode
@@ -215,7 +221,8 @@ class Experiment:
             if level == 0:
                 return init
             seed = stream_seed(self.seed, "scratch-init", level)
-            fresh = build_model(self.config.model, self.plan.data.spec.input_shape, self.plan.data.num_classes, seed)
+            data = self.setup.data
+            fresh = build_model(self.config.model, data.spec.input_shape, data.num_classes, seed)
             return {k: v.to(self.device) for k, v in fresh.state_dict().items()}
         if level == 0 or mode == "rewind":
             return rewind
@@ -223,102 +230,55 @@ class Experiment:
 
     def run(self) -> Path:
         levels = self.config.experiment.levels + 1
-        finished = sum(self.store.has_level(level) for level in range(levels))
-        self.listener(RunStarted(self.store.dir, levels, finished, [self.epochs_of(lv) for lv in range(levels)]))
+        replay_stored(self.store, self.listener, [level_span(self.setup, lv).epochs for lv in range(levels)])
         init = self._init_state()
         rewind = self._rewind_state(init)
-        mask = pruning.dense_mask(self.model, self.plan.prunable)
-        previous: Weights | None = None
         for level in range(levels):
-            if self.store.has_level(level):
-                mask, previous = self.store.load_level_state(level, self.device)
-                self.dense_final = previous if level == 0 else self.dense_final
-                self.listener(LevelFinished(self.store.records()[level], cached=True))
-                continue
-            began = time.perf_counter()
-            if level > 0:
-                self._load_state(previous)
-                mask = self._next_mask(level, mask)
-            self.listener(LevelStarted(level, pruning.sparsity(mask), pruning.remaining(mask)))
-            start_state = self._start_state(level, init, rewind, previous)
-            start, end, schedule, training = self.level_plan(level)
-            if not self.store.has_checkpoint(f"partial-level_{level:02d}"):
-                self._load_state(start_state)
-            self._train_span(f"level_{level:02d}", level, mask, start, end, schedule, training)
-            final = self._state()
-            record = self._record(level, mask, init, rewind, start_state, end - start)
-            record["seconds"] = round(time.perf_counter() - began, 3)
-            self.store.save_level_state(level, mask, final)
-            self.store.save_level(level, record)
-            self.store.remove_checkpoint(f"partial-level_{level:02d}")
-            self.listener(LevelFinished(record))
-            previous = final
-            self.dense_final = final if level == 0 else self.dense_final
+            if not self.store.has_level(level):
+                self._run_level(level, init, rewind)
         self.store.remove_checkpoint("partial-pretrain")
         self.store.update_meta(finished=True)
         self.listener(RunFinished(self.store.dir))
         return self.store.dir
 
+    def _run_level(self, level: int, init: Weights, rewind: Weights) -> None:
+        """Prune, reset, train and measure one level, then store it (the record last)."""
+        began = time.perf_counter()
+        mask, previous = pruning.dense_mask(self.model, self.setup.prunable), None
+        if level > 0:
+            mask, previous = self._state_after(level - 1)
+            mask = self._next_mask(level, mask, previous)
+        self.listener(LevelStarted(level, pruning.sparsity(mask), pruning.remaining(mask)))
+        start_state = self._start_state(level, init, rewind, previous)
+        span = level_span(self.setup, level)
+        if not self.store.has_checkpoint(f"partial-{span.stream}"):
+            self.model.load_state_dict(start_state)
+        self._train_span(level, mask, span)
+        final = self._state()
+        record = self._record(level, mask, init, rewind, start_state, span.end - span.start)
+        record["seconds"] = round(time.perf_counter() - began, 3)
+        self.store.save_level_state(level, mask, final)
+        self.store.save_level(level, record)
+        self.store.remove_checkpoint(f"partial-{span.stream}")
+        self._last = (level, mask, final)
+        self.listener(LevelFinished(record))
+
     def _record(self, level: int, mask: pruning.Mask, init: Weights, rewind: Weights, start: Weights,
                 iterations: int) -> dict[str, Any]:
-        data, runtime = self.plan.data, self.plan.runtime
         params = dict(self.model.named_parameters())
         weights = {name: params[name].detach() for name in mask}
-        test = evaluate(self.model, data.x_test, data.y_test, data.spec.eval_transform, runtime)
-        train_noisy = evaluate(self.model, data.x_train, data.y_train, data.spec.eval_transform, runtime)
-        metrics = level_metrics(train_noisy.predictions, data.y_train, data.y_train_clean, data.noisy)
         kept, total = pruning.remaining(mask), pruning.total(mask)
-        ignored = self.plan.ignored_weights
+        ignored = self.setup.ignored_weights
         return {
             "level": level,
             "sparsity": 1.0 - kept / total,
             "remaining": kept,
             "sparsity_paper": 1.0 - (kept + ignored) / (total + ignored),
             "remaining_paper": kept + ignored,
-            "test_acc": test.acc,
-            "test_loss": test.loss,
-            "train_acc_noisy": train_noisy.acc,
-            "train_acc_clean": metrics["train_acc_clean"],
-            "train_loss": train_noisy.loss,
-            "memorized": metrics["memorized"],
+            **measure(self.model, self.setup.data, self.setup.runtime),
             "learning_distance": learning_distance(init, weights, mask, from_pruned_as_zero=True),
             "learning_distance_rewind": learning_distance(rewind, weights, mask, from_pruned_as_zero=False),
             "learning_distance_start": learning_distance(start, weights, mask, from_pruned_as_zero=False),
             "iterations": iterations,
             "seconds": 0.0,
         }
-
-
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], str]:
-    """Optimizer state as flat tensors plus JSON metadata (param groups, scalar state)."""
-    state = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    scalars: dict[str, Any] = {}
-    for index, values in state["state"].items():
-        for key, value in values.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optimizer/{index}/{key}"] = value
-            elif value is not None:
-                scalars[f"{index}/{key}"] = value
-    meta = json.dumps({"param_groups": state["param_groups"], "scalars": scalars})
-    return tensors, meta
-
-
-def _restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: str) -> None:
-    decoded = json.loads(meta)
-    state: dict[int, dict[str, Any]] = {}
-    for key, value in tensors.items():
-        if key.startswith("optimizer/"):
-            _, index, name = key.split("/", 2)
-            state.setdefault(int(index), {})[name] = value
-    for key, value in decoded["scalars"].items():
-        index, name = key.split("/", 1)
-        state.setdefault(int(index), {})[name] = value
-    # saved tensors are contiguous; give each buffer its parameter's memory format (channels-last conv
-    # weights), since fused optimizer kernels walk parameter and buffer memory in step
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    for index, values in state.items():
-        for name, value in values.items():
-            if isinstance(value, torch.Tensor) and value.shape == params[index].shape:
-                values[name] = torch.empty_like(params[index], dtype=value.dtype).copy_(value)
-    optimizer.load_state_dict({"state": state, "param_groups": decoded["param_groups"]})

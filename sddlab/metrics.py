@@ -1,12 +1,90 @@
-"""Per-level measurements: memorisation of noisy labels and the paper's learning distance."""
+"""Level measurements: evaluation, memorisation of noisy labels and the paper's learning distance."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call
 
+from sddlab.data.device import DeviceData
 from sddlab.pruning import Mask
+from sddlab.runtime import Runtime
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Put every submodule in eval mode for the block and restore each one's own flag afterwards."""
+    flags = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: float  # mean cross-entropy
+    acc: float
+    predictions: torch.Tensor
+
+
+def _merged_state(
+    model: nn.Module, state: Mapping[str, torch.Tensor] | None, mask: Mapping[str, torch.Tensor] | None
+) -> dict[str, torch.Tensor]:
+    """The model's parameters and buffers, overridden by `state`, with `mask` applied (nothing modified)."""
+    full = {name: t.detach() for name, t in [*model.named_parameters(), *model.named_buffers()]}
+    unknown = sorted(set(state or {}) - set(full))
+    if unknown:
+        raise KeyError(f"state names not in the model: {', '.join(unknown[:5])}")
+    full.update(state or {})
+    for name, keep in (mask or {}).items():
+        full[name] = full[name] * keep.to(full[name].device)
+    return full
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    runtime: Runtime = Runtime(),
+    state: Mapping[str, torch.Tensor] | None = None,
+    mask: Mapping[str, torch.Tensor] | None = None,
+    chunk: int | None = None,
+) -> Evaluation:
+    """Mean cross-entropy, accuracy and predictions over a whole tensor data set, in eval mode.
+
+    `state` overrides parameters and buffers by name and `mask` zeroes pruned weights, both through
+    `functional_call`, so the model itself is never modified (interpolation paths, loss curves).
+    """
+    if len(x) == 0 or len(x) != len(y):
+        raise ValueError(f"need non-empty x and y of equal length, got {len(x)} and {len(y)}")
+    weights = _merged_state(model, state, mask) if state is not None or mask is not None else None
+    chunk = chunk or runtime.eval_chunk
+    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
+    predictions = []
+    with eval_mode(model):
+        for begin in range(0, len(y), chunk):
+            inputs = x[begin : begin + chunk]
+            inputs = runtime.prepare_inputs(transform(inputs) if transform is not None else inputs)
+            targets = y[begin : begin + chunk]
+            with runtime.autocast():
+                logits = model(inputs) if weights is None else functional_call(model, weights, (inputs,))
+            logits = logits.float()
+            loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()
+            predictions.append(logits.argmax(1))
+    predicted = torch.cat(predictions)
+    return Evaluation(float(loss_sum) / len(y), float((predicted == y).double().mean()), predicted)
 
 
 @torch.no_grad()
@@ -39,3 +117,12 @@ def level_metrics(
     else:
         memorized = float((predictions[noisy] == noisy_labels[noisy]).double().mean())
     return {"train_acc_clean": clean_acc, "memorized": memorized}
+
+
+def measure(model: nn.Module, data: DeviceData, runtime: Runtime = Runtime()) -> dict[str, float]:
+    """The accuracy part of a level record: test, noisy-label and clean-label train, memorised."""
+    test = evaluate(model, data.x_test, data.y_test, transform=data.spec.eval_transform, runtime=runtime)
+    train = evaluate(model, data.x_train, data.y_train, transform=data.spec.eval_transform, runtime=runtime)
+    extra = level_metrics(train.predictions, data.y_train, data.y_train_clean, data.noisy)
+    return {"test_acc": test.acc, "test_loss": test.loss, "train_acc_noisy": train.acc,
+            "train_acc_clean": extra["train_acc_clean"], "train_loss": train.loss, "memorized": extra["memorized"]}

@@ -14,58 +14,24 @@ from typing import Any
 import pandas as pd
 import torch
 from filelock import FileLock
-from safetensors.torch import load as load_safetensors
-from safetensors.torch import save as save_safetensors
 
 from sddlab.config import Config
 from sddlab.errors import ConfigError, SddError
+from sddlab.io import (
+    atomic_write_text,
+    load_metadata,
+    load_tensors,
+    read_json,
+    read_rows,
+    save_tensors,
+    write_json,
+    write_parquet,
+)
 
 CONFIG_FILE = "config.json"
 META_FILE = "meta.json"
 TABLE_CSV = "levels.csv"
 TABLE_PARQUET = "levels.parquet"
-
-
-def atomic_write_bytes(path: Path, payload: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Atomically save CPU-contiguous copies of `tensors` as safetensors."""
-    cpu = {name: t.detach().to("cpu").contiguous() for name, t in tensors.items()}
-    atomic_write_bytes(path, save_safetensors(cpu, metadata=metadata))
-
-
-def load_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    tensors = load_safetensors(Path(path).read_bytes())
-    return {name: t.to(device) for name, t in tensors.items()}
-
-
-def load_metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        return handle.metadata() or {}
 
 
 def check_writable(results: Path) -> None:
@@ -118,7 +84,7 @@ class RunStore:
 
     def meta(self) -> dict[str, Any]:
         path = self.dir / META_FILE
-        return json.loads(path.read_text()) if path.exists() else {}
+        return read_json(path) if path.exists() else {}
 
     def update_meta(self, **values: Any) -> None:
         write_json(self.dir / META_FILE, {**self.meta(), **values})
@@ -135,6 +101,9 @@ class RunStore:
 
     def load_checkpoint(self, name: str, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
         return load_tensors(self.checkpoint_path(name), device)
+
+    def checkpoint_metadata(self, name: str) -> dict[str, str]:
+        return load_metadata(self.checkpoint_path(name))
 
     def remove_checkpoint(self, name: str) -> None:
         self.checkpoint_path(name).unlink(missing_ok=True)
@@ -153,7 +122,7 @@ class RunStore:
         tie-breaking and summation, so a resumed run would otherwise differ from an uninterrupted one.
         """
         name = f"level_{level:02d}"
-        order = json.loads(load_metadata(self.checkpoint_path(name))["mask_order"])
+        order = json.loads(self.checkpoint_metadata(name)["mask_order"])
         tensors = self.load_checkpoint(name, device)
         mask = {key: tensors[f"mask/{key}"].bool() for key in order}
         weights = {k.removeprefix("weights/"): v for k, v in tensors.items() if k.startswith("weights/")}
@@ -172,8 +141,9 @@ class RunStore:
         self.write_tables()
 
     def records(self) -> list[dict[str, Any]]:
+        """Every finished level's record, by level; values JSON stores as null (undefined) read as NaN."""
         paths = sorted((self.dir / "levels").glob("level_*.json"))
-        return [json.loads(path.read_text()) for path in paths]
+        return [row for path in paths for row in read_rows(path)]
 
     def table(self) -> pd.DataFrame:
         """The level table of a finished or partial run, one row per finished level."""
@@ -182,13 +152,7 @@ class RunStore:
     def write_tables(self) -> None:
         table = self.table()
         atomic_write_text(self.dir / TABLE_CSV, table.to_csv(index=False))
-        fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".parquet.tmp")
-        os.close(fd)
-        try:
-            table.to_parquet(tmp, index=False)
-            os.replace(tmp, self.dir / TABLE_PARQUET)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        write_parquet(self.dir / TABLE_PARQUET, table)
 
 
 def load(run_dir: str | Path) -> pd.DataFrame:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -12,14 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sddlab.config import TrainingConfig, to_iterations
+from sddlab.config import TrainingConfig
 from sddlab.data.device import DeviceData
 from sddlab.pruning import Mask
+from sddlab.runtime import Runtime
 from sddlab.seeds import stream_seed
-
-
-class StopRequested(Exception):
-    """Raised at an epoch boundary when the caller asked to stop; progress was checkpointed first."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +35,10 @@ class Schedule:
         return cls(
             base_lr=training.lr,
             kind=training.schedule,
-            total=to_iterations(training.duration, iterations_per_epoch),
-            milestones=tuple(to_iterations(m, iterations_per_epoch) for m in training.milestones),
+            total=training.duration.iterations(iterations_per_epoch),
+            milestones=tuple(m.iterations(iterations_per_epoch) for m in training.milestones),
             gamma=training.gamma,
-            warmup=to_iterations(training.warmup, iterations_per_epoch),
+            warmup=training.warmup.iterations(iterations_per_epoch),
         )
 
     def __call__(self, iteration: int) -> float:
@@ -56,58 +53,50 @@ class Schedule:
 
 
 @dataclass(frozen=True)
-class Runtime:
-    """How (not what) to compute: device and GPU fast-path switches. Never part of the config hash."""
+class Span:
+    """One stretch of training under one optimizer: iterations [start, end) of `schedule`.
 
-    device: str = "cpu"
-    amp: bool = True  # bf16 autocast, CUDA only
-    channels_last: bool = True  # conv nets only (the plan turns it off for others)
-    compile: bool = False  # torch.compile the model (in place, state keys unchanged)
-    deterministic: bool = False  # CUDA: deterministic kernels, no cudnn autotuning
-    eval_batch: int | None = None  # None: 1024 on the CPU (cache-friendly), 8192 on CUDA
+    `seed` and `stream` name the random streams of the data order (seed, epoch) and of augmentation
+    (seed, stream, epoch), so a span resumed at an epoch boundary continues exactly.
+    """
 
-    def configure_backends(self) -> None:
-        """Process-wide switches: cudnn autotuning (or determinism) on CUDA, flushed denormals on CPU."""
-        if self.is_cuda:
-            torch.backends.cudnn.benchmark = not self.deterministic
-            torch.backends.cudnn.deterministic = self.deterministic
-            torch.use_deterministic_algorithms(self.deterministic, warn_only=True)
-            torch.backends.cuda.matmul.allow_tf32 = not self.deterministic
-            torch.backends.cudnn.allow_tf32 = not self.deterministic
-        else:
-            torch.set_flush_denormal(True)  # denormals made late, very sparse levels 2-3x slower on CPU
-
-    def prepare_inputs(self, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last and x.dim() == 4:
-            return x.contiguous(memory_format=torch.channels_last)
-        return x
+    training: TrainingConfig
+    schedule: Schedule
+    start: int
+    end: int
+    per_epoch: int
+    seed: int
+    stream: str
 
     @property
-    def eval_chunk(self) -> int:
-        return self.eval_batch or (8192 if self.is_cuda else 1024)
+    def epochs(self) -> int:
+        """Epochs the span trains in (a span that starts mid-epoch counts that epoch)."""
+        return -(-self.end // self.per_epoch) - self.start // self.per_epoch
 
     @property
-    def is_cuda(self) -> bool:
-        return torch.device(self.device).type == "cuda"
+    def last_epoch(self) -> int:
+        return math.ceil(self.end / self.per_epoch)
 
-    def autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp and self.is_cuda:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+    def resumed_at(self, iteration: int) -> Span:
+        return dataclasses.replace(self, start=iteration)
 
 
 @dataclass(frozen=True)
 class EpochStats:
-    """What one finished epoch reports to listeners (live curves, progress bars)."""
+    """What one finished epoch reports to the epoch-end hook (live curves, progress, checkpoints)."""
 
     epoch: int  # absolute, 1-based (a level rewound to iteration t starts past epoch 1)
-    last_epoch: int  # the level's final epoch
-    iteration: int  # absolute
-    train_loss: float | None  # running mean over the epoch's batches (None unless tracked)
-    train_acc: float | None  # running, on the noisy labels (None unless tracked)
+    last_epoch: int  # the span's final epoch
+    iteration: int  # absolute, the first iteration not yet trained
+    train_loss: float | None  # mean over the epoch's batches (None unless tracked)
+    train_acc: float | None  # on the noisy labels (None unless tracked)
     lr: float
     seconds: float
-    test_acc: float | None = None  # only when the run asked for per-epoch evaluation
+    test_acc: float | None = None  # only when the experiment evaluates every epoch
+    finished: bool = False  # True at the span's last epoch
+
+
+EpochHook = Callable[[EpochStats], None]
 
 
 def make_optimizer(model: nn.Module, training: TrainingConfig) -> torch.optim.Optimizer:
@@ -155,121 +144,75 @@ class MaskedParameters:
             torch._foreach_mul_(self.params, self.masks)
 
 
+class _EpochTally:
+    """Running train loss and accuracy over one epoch, kept on the device (a few small ops per step)."""
+
+    def __init__(self, device: torch.device, track: bool):
+        self.track = track
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), device=device, dtype=torch.long)
+        self.seen = 0
+
+    @torch.no_grad()
+    def add(self, logits: torch.Tensor, loss: torch.Tensor, targets: torch.Tensor) -> None:
+        if self.track:
+            self.loss.add_(loss.detach(), alpha=len(targets))
+            self.correct.add_((logits.argmax(1) == targets).sum())
+        self.seen += len(targets)
+
+    def means(self) -> tuple[float | None, float | None]:
+        if not self.track or self.seen == 0:
+            return None, None
+        return float(self.loss) / self.seen, float(self.correct) / self.seen
+
+
 def train(
     model: nn.Module,
     mask: Mask,
     data: DeviceData,
-    training: TrainingConfig,
+    span: Span,
     optimizer: torch.optim.Optimizer,
-    schedule: Callable[[int], float],
-    *,
-    start: int,
-    end: int,
-    seed: int,
-    stream: str,
     runtime: Runtime = Runtime(),
-    on_epoch: Callable[[EpochStats], None] | None = None,
-    checkpoint: Callable[[int], None] | None = None,
-    checkpoint_every: float = 60.0,
-    should_stop: Callable[[], bool] | None = None,
+    on_epoch: EpochHook | None = None,
     track: bool = False,
 ) -> None:
-    """Train iterations [start, end) in place; batches are slices of the per-epoch order of (seed, epoch).
+    """Train `span` in place; batches are contiguous slices of the epoch's order of (seed, epoch).
 
-    `checkpoint(iteration)` is called at epoch boundaries every `checkpoint_every` seconds and before a
-    requested stop, so an interrupted level resumes at that iteration with identical results.
-    `track` adds the running train loss and accuracy to the epoch stats (a few small ops per step).
+    `on_epoch` runs at every epoch end (checkpoints, stop requests and live figures live there);
+    `track` adds the epoch's running train loss and accuracy to its stats.
     """
-    batch_size = training.batch_size
-    per_epoch = data.iterations_per_epoch(batch_size)
+    if span.start >= span.end:
+        return
+    per_epoch, batch_size = span.per_epoch, span.training.batch_size
     masked = MaskedParameters(model, mask)
     masked.mask_weights()
     model.train()
-    transform = data.spec.train_transform
     augment = torch.Generator(device=data.device)
-    last_epoch = math.ceil(end / per_epoch)
-    last_checkpoint = time.monotonic()
-    epoch_start = time.monotonic()
-    loss_sum = torch.zeros((), device=data.device)
-    correct = torch.zeros((), device=data.device, dtype=torch.long)
-    seen = 0
-    x_epoch = y_epoch = None
-    for iteration in range(start, end):
-        epoch, position = divmod(iteration, per_epoch)
-        if x_epoch is None or position == 0:  # one gather per epoch; batches are then contiguous slices
-            order = data.epoch_order(seed, epoch)
-            x_epoch, y_epoch = data.x_train[order], data.y_train[order]
-            augment.manual_seed(stream_seed(seed, "augment", stream, epoch))
-        batch = slice(position * batch_size, (position + 1) * batch_size)
-        inputs = runtime.prepare_inputs(transform(x_epoch[batch], augment))
-        targets = y_epoch[batch]
-        lr = schedule(iteration)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with runtime.autocast():
-            logits = model(inputs)
-            loss = F.cross_entropy(logits, targets)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        masked.mask_grads()
-        optimizer.step()
-        masked.mask_weights()
-        if track:
-            with torch.no_grad():
-                loss_sum.add_(loss.detach(), alpha=len(targets))
-                correct.add_((logits.argmax(1) == targets).sum())
-        seen += len(targets)
-        if position == per_epoch - 1 or iteration == end - 1:
-            if on_epoch is not None:
-                on_epoch(
-                    EpochStats(
-                        epoch=epoch + 1, last_epoch=last_epoch, iteration=iteration + 1,
-                        train_loss=float(loss_sum) / seen if track else None,
-                        train_acc=float(correct) / seen if track else None, lr=lr,
-                        seconds=time.monotonic() - epoch_start,
-                    )
-                )
-            loss_sum.zero_()
-            correct.zero_()
-            seen, epoch_start = 0, time.monotonic()
-            stop = should_stop is not None and should_stop()
-            if checkpoint is not None and iteration + 1 < end and (
-                stop or time.monotonic() - last_checkpoint > checkpoint_every
-            ):
-                checkpoint(iteration + 1)
-                last_checkpoint = time.monotonic()
-            if stop and iteration + 1 < end:
-                raise StopRequested(f"stopped at iteration {iteration + 1}")
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    loss: float
-    acc: float
-    predictions: torch.Tensor
-
-
-@torch.inference_mode()
-def evaluate(
-    model: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    transform: Callable[[torch.Tensor], torch.Tensor],
-    runtime: Runtime = Runtime(),
-) -> Evaluation:
-    """Mean cross-entropy, accuracy and predictions over a whole tensor data set, in eval mode."""
-    was_training = model.training
-    model.eval()
-    loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
-    predictions = []
-    chunk = runtime.eval_chunk
-    for begin in range(0, len(y), chunk):
-        inputs = runtime.prepare_inputs(transform(x[begin : begin + chunk]))
-        targets = y[begin : begin + chunk]
-        with runtime.autocast():
-            logits = model(inputs).float()
-        loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()
-        predictions.append(logits.argmax(1))
-    model.train(was_training)
-    predicted = torch.cat(predictions)
-    return Evaluation(float(loss_sum) / len(y), float((predicted == y).double().mean()), predicted)
+    lr = span.schedule(span.start)
+    for epoch in range(span.start // per_epoch, span.last_epoch):
+        began, tally = time.monotonic(), _EpochTally(data.device, track)
+        order = data.epoch_order(span.seed, epoch)  # one gather per epoch; batches are then slices
+        x_epoch, y_epoch = data.x_train[order], data.y_train[order]
+        augment.manual_seed(stream_seed(span.seed, "augment", span.stream, epoch))
+        first, stop = max(span.start - epoch * per_epoch, 0), min(span.end - epoch * per_epoch, per_epoch)
+        for position in range(first, stop):
+            batch = slice(position * batch_size, (position + 1) * batch_size)
+            inputs = runtime.prepare_inputs(data.spec.train_transform(x_epoch[batch], augment))
+            targets = y_epoch[batch]
+            lr = span.schedule(epoch * per_epoch + position)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with runtime.autocast():
+                logits = model(inputs)
+                loss = F.cross_entropy(logits, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            masked.mask_grads()
+            optimizer.step()
+            masked.mask_weights()
+            tally.add(logits, loss, targets)
+        if on_epoch is not None:
+            iteration = epoch * per_epoch + stop
+            train_loss, train_acc = tally.means()
+            on_epoch(EpochStats(epoch + 1, span.last_epoch, iteration, train_loss, train_acc, lr,
+                                time.monotonic() - began, finished=iteration >= span.end))

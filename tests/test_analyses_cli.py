@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sddlab.cli import main
-from sddlab.notebooks import execute
+from sddlab.app.cli import main
+from sddlab.app.notebooks import execute
 
 TINY = {"model.hidden": [16, 16], "training.duration": "2ep", "experiment.levels": 3, "data.subset": 300}
 CHEAP = ["--curvature-subset", "100", "--probes", "4", "--eig-iters", "5", "--points", "11", "--duration", "1ep"]

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sddlab.analysis.correlations import COLUMNS, correlation_table
+from sddlab.analyses.math.ranks import COLUMNS, correlation_table
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_too_few_rows_constant_target_and_missing_columns(table):
 
 
 def test_correlation_figure(table):
-    from sddlab.analysis.figures import correlation_figure
+    from sddlab.figures.panels import correlation_figure
 
     out = correlation_table(table, "test_acc", ["exp_distance", "flatness", "constant"])
     figure = correlation_figure(out)

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from sddlab.analysis.directions import filter_normalised_direction, loss_curve_1d, perturbed_params
-from sddlab.analysis.functional import evaluate
+from sddlab.analyses.math.directions import filter_normalised_direction, loss_curve_1d, perturbed_params
+from sddlab.analyses.math.functional import evaluate
 
 
 class SmallNet(nn.Module):
@@ -100,7 +100,7 @@ def test_loss_curve_1d(case):
 
 
 def test_loss_curve_figure(case):
-    from sddlab.analysis.figures import loss_curve_figure
+    from sddlab.figures.paths import loss_curve_figure
 
     model, mask, x, y = case
     curves = {

@@ -11,8 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from sddlab.analysis.functional import evaluate
-from sddlab.analysis.interpolate import DEFAULT_ALPHAS, interpolate, interpolate_state, recalibrate_batchnorm
+from sddlab.analyses.math.functional import evaluate
+from sddlab.analyses.math.linear_path import DEFAULT_ALPHAS, interpolate, interpolate_state, recalibrate_batchnorm
 
 
 class BNNet(nn.Module):
@@ -120,7 +120,7 @@ def test_interpolate_rejects_mismatched_states(case):
 
 
 def test_interpolation_figure(case):
-    from sddlab.analysis.figures import interpolation_figure
+    from sddlab.figures.paths import interpolation_figure
 
     a, b, sets = case
     table = interpolate(a.state_dict(), b.state_dict(), _model(7), sets, alphas=[0.0, 0.5, 1.0])

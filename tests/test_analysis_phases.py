@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sddlab.analysis.phases import PHASES, aggregate_levels, detect_phases
+from sddlab.phases import PHASES, aggregate_levels, detect_phases
 
 # A LeNet/MNIST-like curve (paper Fig. 1: dense 0.834, minimum 0.765, peak 0.953), levels 0..24.
 PAPER_TEST = [
@@ -194,7 +194,8 @@ def test_aggregate_levels_means_over_seeds():
 
 
 def test_phase_figure():
-    from sddlab.analysis.figures import phase_bands, phase_figure
+    from sddlab.figures.axis import phase_bands
+    from sddlab.figures.curve import phase_figure
 
     report = detect_phases(_table(PAPER_TEST, PAPER_TRAIN))
     bands = phase_bands(report)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import sddlab
-from sddlab.cli import TABLE_COLUMNS, main
+from sddlab.app.cli import TABLE_COLUMNS, main
 from sddlab.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import sddlab
-from sddlab.cli import TABLE_COLUMNS
+from sddlab.app.cli import TABLE_COLUMNS
 from sddlab.events import EpochEnded, LevelFinished, LevelStarted, RunFinished, RunStarted
 from sddlab.store import RunStore, load_tensors
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from sddlab.events import EpochEnded
-from sddlab.widgets import Explorer
+from sddlab.app.widgets import Explorer
 
 SMALL = {"model.hidden": [16, 16], "data.subset": 200}
 

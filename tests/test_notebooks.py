@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from sddlab.errors import ConfigError
-from sddlab.notebooks import NOTEBOOK_DIR, available, execute
+from sddlab.app.notebooks import NOTEBOOK_DIR, available, execute
 
 TINY = {"model.hidden": [16, 16], "training.duration": "2ep", "experiment.levels": 3, "data.subset": 300}
 

@@ -54,7 +54,7 @@ def test_paper_presets_cover_the_papers_experiments():
 
 def test_missing_paper_data_offline_is_one_line_and_leaves_nothing(tmp_path):
     env_script = (
-        "import os, sys; os.environ['SDDLAB_NO_DOWNLOAD'] = '1'; from sddlab.cli import main; "
+        "import os, sys; os.environ['SDDLAB_NO_DOWNLOAD'] = '1'; from sddlab.app.cli import main; "
         f"sys.argv = ['sddlab', 'run', '--preset', 'fig1-cifar10', '--data', r'{tmp_path / 'data'}', "
         f"'--results', r'{tmp_path / 'results'}', '--quiet']; main()"
     )

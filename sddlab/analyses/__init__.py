@@ -1,7 +1,7 @@
-"""The paper's analyses of a run directory: cached in RUN_DIR/analysis/, each a tidy table plus a figure.
+"""The paper's analyses of a run directory: cached in RUN_DIR/analyses/, each a tidy table plus a figure.
 
-Built on the pure primitives of `sddlab.analysis` (no files, no training) and the one training loop
-`sddlab.training.train` (re-dense and re-init training). Every function takes a run directory (or an
+Built on the pure functions of `sddlab.analyses.math` (no files, no training), the one training loop
+`sddlab.training.train` (re-dense and re-init training) and the per-level driver of `levels`. Every function takes a run directory (or an
 `AnalysedRun`, to share one loaded data set and model) and returns an `AnalysisResult`:
 
 - `distance`: learning-distance variants per level and per layer (checkpoints only, cheap).
@@ -16,20 +16,18 @@ Built on the pure primitives of `sddlab.analysis` (no files, no training) and th
 """
 
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult
-from sddlab.analyses.command import KINDS
-from sddlab.analyses.context import AnalysedRun, as_run
-from sddlab.analyses.correlate import correlations
+from sddlab.analyses.correlations import correlations
 from sddlab.analyses.curvature import curvature
 from sddlab.analyses.distance import distance
 from sddlab.analyses.flatness import flatness, landmarks, phases
 from sddlab.analyses.interpolation import interpolation
 from sddlab.analyses.landscape import landscape
+from sddlab.analyses.levels import AnalysedRun, as_run
 from sddlab.analyses.redense import redense
 from sddlab.analyses.suite import analyse_all
 from sddlab.analyses.tickets import tickets
 
 __all__ = [
-    "KINDS",
     "AnalysedRun",
     "AnalysisCache",
     "AnalysisResult",

@@ -1,4 +1,4 @@
-"""Cached analysis folders inside a run directory: RUN_DIR/analysis/<kind>-<hash of its options>/.
+"""Cached analysis folders inside a run directory: RUN_DIR/analyses/<kind>-<hash of its options>/.
 
 A folder holds `options.json` (what the hash covers), one `items/<item>.json` per finished item
 (usually a level; written last, so it is the item's "done" marker), `weights/<item>.safetensors` for
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +21,20 @@ from typing import Any
 import pandas as pd
 import torch
 from filelock import FileLock
+from plotly.basedatatypes import BaseFigure
 from tqdm.auto import tqdm
 
-from sddlab.store import atomic_write_text, load_tensors, save_tensors, write_json
+from sddlab.io import (
+    atomic_write_text,
+    load_tensors,
+    read_rows,
+    save_tensors,
+    write_html,
+    write_json,
+    write_parquet,
+)
 
-ANALYSIS_DIR = "analysis"
+ANALYSIS_DIR = "analyses"
 OPTIONS_FILE = "options.json"
 
 
@@ -35,19 +42,6 @@ def options_hash(kind: str, options: dict[str, Any]) -> str:
     """An 8-hex-digit hash of the kind and its (JSON-able) result-changing options."""
     text = json.dumps({"kind": kind, **options}, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
-
-
-def write_parquet(path: Path, table: pd.DataFrame) -> None:
-    """Write a Parquet table atomically (temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        table.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
 
 
 class AnalysisCache:
@@ -77,10 +71,10 @@ class AnalysisCache:
         return self._item_path(item).exists()
 
     def load(self, item: str) -> list[dict[str, Any]]:
-        return json.loads(self._item_path(item).read_text())
+        return read_rows(self._item_path(item))
 
     def save(self, item: str, rows: list[dict[str, Any]]) -> None:
-        atomic_write_text(self._item_path(item), json.dumps(rows, indent=1, default=_json_default) + "\n")
+        write_json(self._item_path(item), rows, indent=1)
 
     # -- trained weights --------------------------------------------------------------------------
     def weights_path(self, item: str) -> Path:
@@ -131,13 +125,7 @@ class AnalysisCache:
     def finished(self) -> pd.DataFrame:
         """Rows of every finished item in the folder (not only those of the latest call), by item name."""
         paths = sorted((self.dir / "items").glob("*.json"))
-        return pd.DataFrame([row for path in paths for row in json.loads(path.read_text())])
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
+        return pd.DataFrame([row for path in paths for row in read_rows(path)])
 
 
 def level_item(level: int) -> str:
@@ -171,8 +159,6 @@ class AnalysisResult:
 
     def figures(self) -> dict[str, Any]:
         """The main figure under the analysis' kind, then every figure in `extra`."""
-        from plotly.basedatatypes import BaseFigure
-
         out = {self.kind: self.figure} if self.figure is not None else {}
         out.update({name: value for name, value in self.extra.items() if isinstance(value, BaseFigure)})
         return out
@@ -180,8 +166,6 @@ class AnalysisResult:
     def write_figures(self) -> list[Path]:
         """Write every figure as self-contained HTML into the analysis folder, and those of the analyses
         it is built on (results in `extra`) into theirs; returns the paths."""
-        from sddlab.plots import write_html
-
         paths = [write_html(fig, self.directory / f"{name}.html") for name, fig in self.figures().items()]
         for value in self.extra.values():
             if isinstance(value, AnalysisResult):

@@ -1,6 +1,6 @@
 """Curvature of each level's sparse network: Hutchinson Hessian trace and top Hessian eigenvalue.
 
-The mask is applied functionally (`sddlab.analysis.curvature`), so these are the curvature of the
+The mask is applied functionally (`sddlab.analyses.math.hessian`), so these are the curvature of the
 sparse network over its unpruned prunable weights. The loss is the mean cross-entropy on a seeded
 subset of the training set with its noisy labels (the loss the level was trained on). Probes and the
 eigen-solver's start vector come from the stream ``(seed, 'curvature', level)``.
@@ -11,13 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
-
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item, say
-from sddlab.analyses.context import AnalysedRun, as_run
-from sddlab.analysis import estimate_cost, hessian_trace, top_eigenvalue
+from sddlab.analyses.levels import AnalysedRun, as_run
+from sddlab.analyses.math.hessian import estimate_cost, hessian_trace, top_eigenvalue
 from sddlab.errors import ConfigError
+from sddlab.figures.panels import curvature_figure
 from sddlab.seeds import torch_stream
 
 
@@ -64,17 +62,3 @@ def curvature(run: AnalysedRun | str | Path, levels: list[int] | None = None, *,
                           summary=f"curvature: {len(levels)} levels, {probes} probes, {eig_iters} eigen-iterations")
 
 
-def curvature_figure(table) -> go.Figure:
-    """Test accuracy, Hessian trace (± standard error) and top eigenvalue against remaining weights."""
-    part = table.sort_values("level")
-    x = (1.0 - part["sparsity"]).clip(lower=1e-6)
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=("test accuracy", "Hessian trace", "top eigenvalue"))
-    fig.add_trace(go.Scatter(x=x, y=part["test_acc"], mode="lines+markers", name="test accuracy"), 1, 1)
-    fig.add_trace(go.Scatter(x=x, y=part["hessian_trace"], mode="lines+markers", name="Hessian trace",
-                             error_y={"type": "data", "array": part["hessian_trace_se"].fillna(0.0)}), 2, 1)
-    fig.add_trace(go.Scatter(x=x, y=part["top_eigenvalue"], mode="lines+markers", name="top eigenvalue"), 3, 1)
-    fig.update_xaxes(type="log", autorange="reversed")
-    fig.update_xaxes(title_text="fraction of prunable weights remaining", row=3, col=1)
-    fig.update_layout(title="Curvature of the sparse networks", template="plotly_white", height=720, showlegend=False)
-    return fig

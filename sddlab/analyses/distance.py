@@ -19,14 +19,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item
-from sddlab.analyses.context import AnalysedRun, as_run
+from sddlab.analyses.levels import AnalysedRun, as_run
+from sddlab.figures.panels import distance_figure, layer_figure
 
 VARIANTS: tuple[str, ...] = (
     "distance_init",
@@ -79,6 +77,11 @@ def _rows(level: int, record: dict, squares: dict[str, dict[str, float]]) -> lis
     return rows
 
 
+def layer_rows(table: pd.DataFrame, variant: str = "distance_init") -> pd.DataFrame:
+    """The per-layer rows of one variant (the network-wide rows left out)."""
+    return table[(table["variant"] == variant) & (table["layer"] != ALL_LAYERS)]
+
+
 def wide(table: pd.DataFrame, layer: str = ALL_LAYERS) -> pd.DataFrame:
     """One row per level, a column per variant (default: the network-wide values)."""
     part = table[table["layer"] == layer]
@@ -105,44 +108,9 @@ def distance(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, 
 
     table = cache.items([level_item(lv) for lv in levels], compute, desc="distance", progress=progress)
     network = wide(table)
-    return AnalysisResult("distance", table, distance_figure(table, run.config.name), cache.dir,
+    return AnalysisResult("distance", table, distance_figure(network, VARIANTS, run.config.name), cache.dir,
                           summary=f"learning distance: {len(levels)} levels, {len(VARIANTS)} variants",
-                          display=network, extra={"wide": network, "distance_layers": layer_figure(table)})
+                          display=network, extra={"wide": network,
+                                 "distance_layers": layer_figure(layer_rows(table), "distance_init")})
 
 
-def _remaining_axis(table: pd.DataFrame) -> np.ndarray:
-    return np.clip(1.0 - table["sparsity"].to_numpy(dtype=float), 1e-6, None)
-
-
-def distance_figure(table: pd.DataFrame, name: str = "") -> go.Figure:
-    """Test accuracy (top) and every network-wide variant relative to its maximum (bottom)."""
-    network = wide(table)
-    x = _remaining_axis(network)
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08, row_heights=[0.45, 0.55])
-    fig.add_trace(go.Scatter(x=x, y=network["test_acc"], mode="lines+markers", name="test accuracy",
-                             customdata=network["level"], hovertemplate="level %{customdata}: %{y:.4f}"), 1, 1)
-    for variant in VARIANTS:
-        values = network[variant].to_numpy(dtype=float)
-        top = np.nanmax(values) if np.isfinite(values).any() else 1.0
-        fig.add_trace(go.Scatter(x=x, y=values / (top or 1.0), mode="lines+markers", name=variant,
-                                 text=[f"{v:.4g}" for v in values], customdata=network["level"],
-                                 hovertemplate="level %{customdata}: %{text}"), 2, 1)
-    fig.update_xaxes(type="log", autorange="reversed")
-    fig.update_xaxes(title_text="fraction of prunable weights remaining", row=2, col=1)
-    fig.update_yaxes(title_text="test accuracy", row=1, col=1)
-    fig.update_yaxes(title_text="distance / its maximum", row=2, col=1)
-    fig.update_layout(title=f"{name}: learning distance against test accuracy".strip(": "), template="plotly_white",
-                      height=640, legend={"orientation": "h", "y": -0.15})
-    return fig
-
-
-def layer_figure(table: pd.DataFrame, variant: str = "distance_init") -> go.Figure:
-    """One line per layer of `variant` against the network's remaining fraction."""
-    fig = go.Figure()
-    for layer, part in table[(table["variant"] == variant) & (table["layer"] != ALL_LAYERS)].groupby("layer"):
-        part = part.sort_values("level")
-        fig.add_trace(go.Scatter(x=_remaining_axis(part), y=part["distance"], mode="lines+markers", name=str(layer)))
-    fig.update_xaxes(type="log", autorange="reversed", title="fraction of prunable weights remaining (network)")
-    fig.update_yaxes(title=variant)
-    fig.update_layout(title=f"{variant} per layer", template="plotly_white")
-    return fig

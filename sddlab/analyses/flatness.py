@@ -14,18 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult
-from sddlab.analyses.context import AnalysedRun, as_run
 from sddlab.analyses.curvature import curvature
 from sddlab.analyses.interpolation import interpolation
 from sddlab.analyses.landscape import landscape
+from sddlab.analyses.levels import AnalysedRun, as_run
 from sddlab.analyses.redense import redense
-from sddlab.analysis import PhaseReport, detect_phases
-from sddlab.analysis.figures import phase_figure
 from sddlab.errors import SddError
+from sddlab.figures.curve import phase_figure
+from sddlab.figures.paths import flatness_figure
+from sddlab.phases import PhaseReport, detect_phases
 from sddlab.store import index
 
 LANDMARKS: tuple[str, ...] = ("dense", "critical", "sweet", "collapse")
@@ -121,28 +120,3 @@ def summarise(run: AnalysedRun, marks: dict[str, int], report: PhaseReport, rede
     return pd.DataFrame(rows)
 
 
-def flatness_figure(summary: pd.DataFrame, path: pd.DataFrame, curves: pd.DataFrame) -> go.Figure:
-    """Interpolation and 1-D train loss per landmark (top), Hessian trace and top eigenvalue (bottom)."""
-    fig = make_subplots(rows=2, cols=2, subplot_titles=("sparse -> re-dense interpolation (train loss)",
-                                                        "1-D loss curve (train loss, direction 0)",
-                                                        "Hessian trace", "top eigenvalue"))
-    colours = {"dense": "#1f77b4", "critical": "#d62728", "sweet": "#2ca02c", "collapse": "#7f7f7f"}
-    for _, row in summary.iterrows():
-        colour = colours.get(row["phase"], "#9467bd")
-        label = f"{row['phase']} (level {row['level']})"
-        line = path[(path["level"] == row["level"]) & (path["split"] == "train")].sort_values("alpha")
-        fig.add_trace(go.Scatter(x=line["alpha"], y=line["loss"], name=label, legendgroup=label,
-                                 line={"color": colour}), 1, 1)
-        curve = curves[(curves["level"] == row["level"]) & (curves["split"] == "train") & (curves["direction"] == 0)]
-        curve = curve.sort_values("alpha")
-        fig.add_trace(go.Scatter(x=curve["alpha"], y=curve["loss"], name=label, legendgroup=label, showlegend=False,
-                                 line={"color": colour}), 1, 2)
-    bar_colours = [colours.get(p, "#9467bd") for p in summary["phase"]]
-    fig.add_trace(go.Bar(x=summary["phase"], y=summary["hessian_trace"], marker_color=bar_colours, showlegend=False),
-                  2, 1)
-    fig.add_trace(go.Bar(x=summary["phase"], y=summary["top_eigenvalue"], marker_color=bar_colours, showlegend=False),
-                  2, 2)
-    fig.update_xaxes(title_text="alpha", row=1, col=1)
-    fig.update_xaxes(title_text="step along the direction", row=1, col=2)
-    fig.update_layout(title="Flatness at the phase sparsities", template="plotly_white", height=720)
-    return fig

@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item
-from sddlab.analyses.context import SPLITS, AnalysedRun, as_run
+from sddlab.analyses.levels import SPLITS, AnalysedRun, as_run
+from sddlab.analyses.math.linear_path import DEFAULT_ALPHAS, interpolate
 from sddlab.analyses.redense import load_redense, redense
-from sddlab.analysis import DEFAULT_ALPHAS, interpolate
-from sddlab.analysis.figures import interpolation_figure
+from sddlab.figures.paths import interpolation_figure
 
 
 def barriers(table: pd.DataFrame) -> pd.DataFrame:

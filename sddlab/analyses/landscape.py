@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item
-from sddlab.analyses.context import SPLITS, AnalysedRun, as_run
-from sddlab.analysis import filter_normalised_direction, loss_curve_1d
-from sddlab.analysis.figures import loss_curve_figure
+from sddlab.analyses.levels import SPLITS, AnalysedRun, as_run
+from sddlab.analyses.math.directions import filter_normalised_direction, loss_curve_1d
 from sddlab.errors import ConfigError
+from sddlab.figures.paths import loss_curve_figure
 from sddlab.seeds import torch_stream
 
 

@@ -16,26 +16,24 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
-import torch
-from tqdm.auto import tqdm
 
 from sddlab import pruning
-from sddlab import training as loop
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item, say
-from sddlab.analyses.context import AnalysedRun, Weights, as_run
-from sddlab.config import TrainingConfig, to_iterations
+from sddlab.analyses.levels import AnalysedRun, Weights, as_run
+from sddlab.config import TrainingConfig
+from sddlab.duration import Duration
 from sddlab.errors import ConfigError
-from sddlab.metrics import level_metrics
+from sddlab.figures.panels import redense_figure
+from sddlab.metrics import measure
+from sddlab.training import Schedule, Span
 
 MIN_FRACTION = 0.01
-METRICS = ("test_acc", "test_loss", "train_acc_noisy", "train_acc_clean", "train_loss", "memorized")
 
 
 def final_lr(training: TrainingConfig, per_epoch: int) -> float:
     """The LR at the schedule's last iteration, or MIN_FRACTION x base when it anneals below that."""
-    schedule = loop.Schedule.from_config(training, per_epoch)
-    last = schedule(max(to_iterations(training.duration, per_epoch) - 1, 0))
+    schedule = Schedule.from_config(training, per_epoch)
+    last = schedule(max(training.duration.iterations(per_epoch) - 1, 0))
     return max(last, MIN_FRACTION * training.lr)
 
 
@@ -52,39 +50,20 @@ class RedenseSettings:
 
 def settings(run: AnalysedRun, duration: str | None = None, lr: float | None = None) -> RedenseSettings:
     """Resolve the defaults: the run's training length at its final (constant) learning rate."""
-    config, per_epoch = run.config.training, run.plan.per_epoch
-    duration = duration or config.duration
+    config, per_epoch = run.config.training, run.setup.per_epoch
     try:
-        iterations = to_iterations(duration, per_epoch)
-    except (AttributeError, TypeError):
-        raise ConfigError("duration", duration, "a duration like '150ep' or '1000it'") from None
+        length = Duration.parse(duration) if duration is not None else config.duration
+    except ValueError as error:
+        raise ConfigError("duration", duration, str(error)) from None
+    iterations = length.iterations(per_epoch)
     if iterations <= 0:
         raise ConfigError("duration", duration, "a positive duration")
     if lr is not None and lr <= 0:
         raise ConfigError("lr", lr, "a positive learning rate")
     lr = float(lr) if lr is not None else final_lr(config, per_epoch)
-    training = config.model_copy(update={"lr": lr, "schedule": "constant", "warmup": "0it", "duration": duration})
-    return RedenseSettings(duration, iterations, lr, training)
-
-
-def measure(run: AnalysedRun, model: torch.nn.Module) -> dict[str, float]:
-    """The level record's metrics of `model` on the run's data (test; noisy, clean train; memorised)."""
-    data, runtime = run.plan.data, run.runtime
-    test = loop.evaluate(model, data.x_test, data.y_test, data.spec.eval_transform, runtime)
-    train = loop.evaluate(model, data.x_train, data.y_train, data.spec.eval_transform, runtime)
-    extra = level_metrics(train.predictions, data.y_train, data.y_train_clean, data.noisy)
-    return {"test_acc": test.acc, "test_loss": test.loss, "train_acc_noisy": train.acc,
-            "train_acc_clean": extra["train_acc_clean"], "train_loss": train.loss, "memorized": extra["memorized"]}
-
-
-def train_span(run: AnalysedRun, model: torch.nn.Module, mask: dict[str, torch.Tensor], training: TrainingConfig,
-               schedule: Any, start: int, end: int, stream: str, desc: str, progress: bool) -> None:
-    """One span of the run's training loop with a fresh optimizer and an epoch progress bar."""
-    optimizer = loop.make_optimizer(model, training)
-    epochs = -(-end // run.plan.per_epoch) - start // run.plan.per_epoch
-    with tqdm(total=epochs, desc=desc, unit="ep", leave=False, disable=not progress) as bar:
-        loop.train(model, mask, run.plan.data, training, optimizer, schedule, start=start, end=end, seed=run.seed,
-                   stream=stream, runtime=run.runtime, on_epoch=lambda stats: bar.update(1))
+    training = config.model_copy(update={"lr": lr, "schedule": "constant", "warmup": Duration(0, "it"),
+                                         "duration": length})
+    return RedenseSettings(str(length), iterations, lr, training)
 
 
 def redense_weights(run: AnalysedRun, level: int, chosen: RedenseSettings, cache: AnalysisCache,
@@ -93,12 +72,12 @@ def redense_weights(run: AnalysedRun, level: int, chosen: RedenseSettings, cache
     mask, weights = run.level_state(level)
     model = run.load_model(weights, mask)  # pruned weights restored at exactly zero
     sparse = {name: t.detach().clone() for name, t in model.state_dict().items()}
-    before = measure(run, model)
-    dense = pruning.dense_mask(model, run.plan.prunable)
-    schedule = loop.Schedule(base_lr=chosen.lr, total=chosen.iterations)
-    train_span(run, model, dense, chosen.training, schedule, 0, chosen.iterations, f"redense-{level_item(level)}",
-               f"re-dense level {level}", progress)
-    after = measure(run, model)
+    before = measure(model, run.setup.data, run.runtime)
+    dense = pruning.dense_mask(model, run.setup.prunable)
+    span = Span(chosen.training, Schedule(base_lr=chosen.lr, total=chosen.iterations), 0, chosen.iterations,
+                run.setup.per_epoch, run.seed, f"redense-{level_item(level)}")
+    run.train(model, dense, span, f"re-dense level {level}", progress)
+    after = measure(model, run.setup.data, run.runtime)
     cache.save_weights(level_item(level), model.state_dict())
     params = dict(model.named_parameters())
     moved = sum(float(((params[n].detach() - sparse[n]).double() ** 2).sum()) for n in mask) ** 0.5
@@ -150,17 +129,3 @@ def display(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def redense_figure(table: pd.DataFrame) -> go.Figure:
-    fig = go.Figure()
-    for model, dash in (("sparse", "solid"), ("redense", "dash")):
-        part = table[table["model"] == model].sort_values("level")
-        x = (1.0 - part["sparsity"]).clip(lower=1e-6)
-        fig.add_trace(go.Scatter(x=x, y=part["test_acc"], name=f"{model} test", line={"dash": dash},
-                                 mode="lines+markers", customdata=part["level"],
-                                 hovertemplate="level %{customdata}: %{y:.4f}"))
-        fig.add_trace(go.Scatter(x=x, y=part["train_acc_noisy"], name=f"{model} train (noisy)",
-                                 line={"dash": "dot" if model == "sparse" else "dashdot"}, mode="lines+markers"))
-    fig.update_xaxes(type="log", autorange="reversed", title="fraction of prunable weights remaining")
-    fig.update_yaxes(title="accuracy")
-    fig.update_layout(title="Re-dense training: sparse vs re-dense", template="plotly_white")
-    return fig

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from sddlab.analyses.cache import AnalysisResult
-from sddlab.analyses.context import AnalysedRun, as_run
-from sddlab.analyses.correlate import correlations
+from sddlab.analyses.correlations import correlations
 from sddlab.analyses.flatness import flatness
+from sddlab.analyses.levels import AnalysedRun, as_run
 from sddlab.analyses.tickets import tickets
 
 

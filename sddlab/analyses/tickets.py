@@ -4,7 +4,7 @@
 - ``reinit``: each level's mask trained from a fresh init of the same distribution, drawn from the
   stream ``stream_seed(seed, 'reinit', level)`` (independent of the original init, which is the stream
   ``'init'``), over the ticket's iteration window with the ticket's schedule, data order and
-  augmentation (`Experiment.level_plan`): only the initial weights differ. Trained by the one loop;
+  augmentation (`sddlab.experiment.level_span`): only the initial weights differ. Trained by the one loop;
   weights cached per level.
 - ``oneshot``: the same config with ``pruning.strategy = 'oneshot'`` (level L prunes the dense model's
   final weights straight to 1 - 0.8^L) run through `sddlab.run` as a run directory of its own, next to
@@ -24,12 +24,11 @@ from typing import Any
 import pandas as pd
 
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item, say
-from sddlab.analyses.context import AnalysedRun, as_run
-from sddlab.analyses.redense import measure, train_span
+from sddlab.analyses.levels import AnalysedRun, as_run
 from sddlab.config import Config
-from sddlab.metrics import learning_distance
+from sddlab.figures.curve import comparison_figure
+from sddlab.metrics import learning_distance, measure
 from sddlab.models import build_model
-from sddlab.plots import comparison_figure
 from sddlab.pruning import remaining
 from sddlab.seeds import stream_seed
 from sddlab.store import RunStore
@@ -41,7 +40,7 @@ COLUMNS = ["variant", "level", "sparsity", "remaining", "test_acc", "test_loss",
 
 def reinit_state(run: AnalysedRun, level: int) -> dict[str, Any]:
     """The fresh dense initialisation used for `level`'s re-initialised network (not yet masked)."""
-    spec, data = run.plan.data.spec, run.plan.data
+    spec, data = run.setup.data.spec, run.setup.data
     fresh = build_model(run.config.model, spec.input_shape, data.num_classes, stream_seed(run.seed, "reinit", level))
     return {name: t.to(run.device) for name, t in fresh.state_dict().items()}
 
@@ -51,13 +50,13 @@ def train_reinit(run: AnalysedRun, level: int, cache: AnalysisCache, progress: b
     mask, _ = run.level_state(level)
     init = reinit_state(run, level)
     model = run.load_model(init, mask)
-    start, end, schedule, training = run.experiment.level_plan(level)
-    train_span(run, model, mask, training, schedule, start, end, level_item(level), f"re-init level {level}", progress)
+    span = run.level_span(level, stream=level_item(level))
+    run.train(model, mask, span, f"re-init level {level}", progress)
     cache.save_weights(level_item(level), model.state_dict())
     params = dict(model.named_parameters())
     record = run.record(level)
     return [{"variant": "reinit", "level": level, "sparsity": record["sparsity"], "remaining": remaining(mask),
-             **measure(run, model), "iterations": end - start,
+             **measure(model, run.setup.data, run.runtime), "iterations": span.end - span.start,
              "learning_distance": learning_distance(init, {n: params[n].detach() for n in mask}, mask, True)}]
 
 
@@ -77,7 +76,8 @@ def run_oneshot(run: AnalysedRun, levels: list[int], results: str | Path | None,
     done = len(_records(target))
     todo = config.experiment.levels + 1 - done
     if todo > 0:
-        start, end, _, _ = run.experiment.level_plan(1)
+        span = run.level_span(1)
+        start, end = span.start, span.end
         say(f"one-shot: {todo} levels x {end - start:,} iterations = {todo * (end - start):,} iterations "
             f"(run {config.run_name()} in {results})", progress)
     run_dir = sddlab.run(config, results, data_dir=run.data_dir, runtime=run.runtime, progress=progress)
@@ -102,7 +102,7 @@ def tickets(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, o
     cache = AnalysisCache(run.dir, "tickets", {"version": 1})
     todo = [lv for lv in levels if not cache.has(level_item(lv))]
     if todo:
-        spans = [run.experiment.level_plan(lv)[:2] for lv in todo]
+        spans = [(span.start, span.end) for span in map(run.level_span, todo)]
         total = sum(end - start for start, end in spans)
         say(f"re-init: {len(todo)} levels x {spans[0][1] - spans[0][0]:,} iterations = {total:,} iterations", progress)
     reinit = cache.items([level_item(lv) for lv in levels],

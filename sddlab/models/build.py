@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from sddlab.config import ModelConfig
 from sddlab.errors import ConfigError
 from sddlab.models.registry import MODELS, initialise, prunable_layers
+
+if TYPE_CHECKING:  # type hints only: the config validates names against this package
+    from sddlab.config import ModelConfig
 
 
 def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from torch import nn
 
-from sddlab.config import ModelConfig
 from sddlab.models.registry import register_model
+
+if TYPE_CHECKING:  # type hints only: the config validates names against this package
+    from sddlab.config import ModelConfig
 
 
 class MLP(nn.Module):

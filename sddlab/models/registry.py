@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # type hints only: the config validates names against this package
     from sddlab.config import ModelConfig
 
 PRUNABLE_TYPES = (nn.Linear, nn.Conv1d, nn.Conv2d)

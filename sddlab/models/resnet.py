@@ -7,13 +7,17 @@ pooling and one linear layer `fc`. Every conv, shortcuts included, and `fc` are 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sddlab.config import ModelConfig
 from sddlab.errors import ConfigError
 from sddlab.models.registry import register_model
+
+if TYPE_CHECKING:  # type hints only: the config validates names against this package
+    from sddlab.config import ModelConfig
 
 
 def scaled(channels: int, width: float) -> int:

@@ -6,13 +6,17 @@ average pool: the same at 32×32 input, where the map is 2×2) feeds `fc`, which
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sddlab.config import ModelConfig
 from sddlab.models.registry import register_model
 from sddlab.models.resnet import image_channels, scaled
+
+if TYPE_CHECKING:  # type hints only: the config validates names against this package
+    from sddlab.config import ModelConfig
 
 VGG16_PLAN = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
 

@@ -1,20 +1,31 @@
-"""A finished (or partial) run directory opened for analysis: config, data, model, checkpoints, levels."""
+"""A run directory opened for analysis, and the one per-level driver every level-wise analysis uses.
+
+`AnalysedRun.per_level(cache, levels, compute)` opens each finished level once (record, mask, final
+weights), hands it to `compute(level) -> rows` and caches the rows, so an analysis is only its
+measurement.
+"""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
+from sddlab.analyses.cache import AnalysisCache, level_item
 from sddlab.errors import SddError
-from sddlab.experiment import Experiment, Plan, plan, resolve_device
+from sddlab.experiment import Setup, level_span, prepare
+from sddlab.pruning import Mask, apply_mask
+from sddlab.runtime import Runtime, resolve_device
 from sddlab.seeds import numpy_stream
 from sddlab.store import RunStore
-from sddlab.training import Runtime
+from sddlab.training import Span, make_optimizer, train
 
 Weights = dict[str, torch.Tensor]
 SPLITS = ("train", "test")
@@ -82,15 +93,20 @@ class AnalysedRun:
 
     # -- built lazily -----------------------------------------------------------------------------
     @functools.cached_property
-    def plan(self) -> Plan:
+    def setup(self) -> Setup:
         """Data (with the run's label noise) and model, exactly as the run built them."""
-        self.runtime.configure_backends()  # as the runner (flushed denormals on the CPU)
-        return plan(self.config, self.data_dir, self.runtime)
+        self.runtime.configure_backends()  # as the run did (flushed denormals on the CPU)
+        return prepare(self.config, self.data_dir, self.runtime)
 
-    @functools.cached_property
-    def experiment(self) -> Experiment:
-        """The run's experiment object, used for `level_plan` (iteration windows and schedules)."""
-        return Experiment(self.plan, self.store)
+    def level_span(self, level: int, stream: str | None = None) -> Span:
+        """The iterations, schedule and optimizer settings the run trained `level` with."""
+        return level_span(self.setup, level, stream)
+
+    def train(self, model: torch.nn.Module, mask: Mask, span: Span, desc: str, progress: bool = True) -> None:
+        """Train `span` with a fresh optimizer through the one training loop, with an epoch progress bar."""
+        with tqdm(total=span.epochs, desc=desc, unit="ep", leave=False, disable=not progress) as bar:
+            train(model, mask, self.setup.data, span, make_optimizer(model, span.training), self.runtime,
+                  on_epoch=lambda stats: bar.update(1))
 
     @property
     def device(self) -> str:
@@ -114,11 +130,9 @@ class AnalysedRun:
 
     def load_model(self, weights: Weights, mask: dict[str, torch.Tensor] | None = None) -> torch.nn.Module:
         """The run's model holding `weights` (masked when a mask is given)."""
-        model = self.plan.model
+        model = self.setup.model
         model.load_state_dict(weights)
         if mask:
-            from sddlab.pruning import apply_mask
-
             apply_mask(model, mask)
         return model
 
@@ -128,7 +142,7 @@ class AnalysedRun:
 
         `subset`: a seeded random choice of that many examples (the same every call), or all of them.
         """
-        data = self.plan.data
+        data = self.setup.data
         if split == "train":
             x, y = data.x_train, data.y_train
         elif split == "test":
@@ -141,6 +155,39 @@ class AnalysedRun:
             x, y = x[index], y[index]
         with torch.no_grad():
             return data.spec.eval_transform(x), y
+
+
+    # -- the per-level driver ---------------------------------------------------------------------
+    def per_level(self, cache: AnalysisCache, levels: list[int], compute: Callable[[OpenedLevel], list[dict]],
+                  desc: str = "", progress: bool = True) -> pd.DataFrame:
+        """Rows of every level: read back from `cache` when finished, else computed from the opened level."""
+        by_item = {level_item(level): level for level in levels}
+        return cache.items(list(by_item), lambda item: compute(self.open_level(by_item[item])), desc=desc,
+                           progress=progress)
+
+    def open_level(self, level: int) -> OpenedLevel:
+        mask, weights = self.level_state(level)
+        return OpenedLevel(self, level, self.record(level), mask, weights)
+
+
+@dataclass
+class OpenedLevel:
+    """One finished level of a run: its record, mask and final weights."""
+
+    run: AnalysedRun
+    level: int
+    record: dict[str, Any]
+    mask: Mask
+    weights: Weights
+
+    def model(self) -> torch.nn.Module:
+        """The run's model holding this level's weights, pruned weights at exactly zero."""
+        return self.run.load_model(self.weights, self.mask)
+
+    def row(self, **values: Any) -> dict[str, Any]:
+        """A table row that starts with the level, its sparsity and remaining weights."""
+        return {"level": self.level, "sparsity": self.record["sparsity"], "remaining": self.record["remaining"],
+                **values}
 
 
 def as_run(run: AnalysedRun | str | Path, data_dir: str | Path = "data", device: str = "auto") -> AnalysedRun:

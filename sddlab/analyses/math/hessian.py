@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import grad, jvp, vjp, vmap
 
-from sddlab.analysis.functional import (
+from sddlab.analyses.math.functional import (
     Criterion,
     Mask,
     Params,

@@ -7,17 +7,18 @@ import threading
 from pathlib import Path
 
 import ipywidgets as w
+import pandas as pd
 
-import sddlab
-from sddlab.cli import format_table
-from sddlab.config import Config
+from sddlab.app.tables import format_table
+from sddlab.config import Config, choices
+from sddlab.duration import Duration
 from sddlab.errors import SddError
 from sddlab.events import Event, LevelFinished, LevelStarted, RunFinished
-from sddlab.live import LiveFigures
+from sddlab.experiment import StopRequested
+from sddlab.figures.live import LiveFigures
 from sddlab.presets import list_presets
-from sddlab.runner import run_dir_of
+from sddlab.runs import run, run_dir_of
 from sddlab.store import RunStore
-from sddlab.training import StopRequested
 
 _STYLE = {"description_width": "130px"}
 
@@ -34,18 +35,18 @@ class Explorer:
         self.presets = list_presets()
         base = self.presets[preset]
         self.preset = w.Dropdown(options=list(self.presets), value=preset, description="preset", style=_STYLE)
-        self.noise_type = w.Dropdown(options=["symmetric", "random", "pairflip", "asymmetric"],
+        self.noise_type = w.Dropdown(options=choices("noise.type"),
                                      value=base.noise.type, description="noise type", style=_STYLE)
         self.noise_rate = w.FloatSlider(value=base.noise.rate, min=0.0, max=0.95, step=0.05,
                                         description="noise rate", style=_STYLE)
         self.fraction = w.FloatSlider(value=base.pruning.fraction, min=0.05, max=0.9, step=0.05,
                                       description="prune / level", style=_STYLE)
         self.levels = w.IntSlider(value=base.experiment.levels, min=0, max=40, description="levels", style=_STYLE)
-        self.score = w.Dropdown(options=["magnitude", "gradient", "random"], value=base.pruning.score,
+        self.score = w.Dropdown(options=choices("pruning.score"), value=base.pruning.score,
                                 description="criterion", style=_STYLE)
-        self.scope = w.Dropdown(options=["global", "layerwise"], value=base.pruning.scope, description="scope",
+        self.scope = w.Dropdown(options=choices("pruning.scope"), value=base.pruning.scope, description="scope",
                                 style=_STYLE)
-        self.mode = w.Dropdown(options=["rewind", "finetune", "lr-rewind", "scratch"], value=base.retraining.mode,
+        self.mode = w.Dropdown(options=choices("retraining.mode"), value=base.retraining.mode,
                                description="retraining", style=_STYLE)
         self.epochs = w.IntText(value=_epochs(base), description="epochs / level", style=_STYLE)
         self.seed = w.IntText(value=base.experiment.seed, description="seed", style=_STYLE)
@@ -81,7 +82,7 @@ class Explorer:
             "pruning.score": self.score.value,
             "pruning.scope": self.scope.value,
             "retraining.mode": self.mode.value,
-            "training.duration": f"{self.epochs.value}ep",
+            "training.duration": str(Duration.epochs(self.epochs.value)),
             "experiment.levels": self.levels.value,
             "experiment.seed": self.seed.value,
         })
@@ -151,7 +152,7 @@ class Explorer:
 
     def _work(self, config: Config) -> None:
         try:
-            run_dir = sddlab.run(config, self.results, data_dir=self.data_dir, progress=False, listener=self._on_event,
+            run_dir = run(config, self.results, data_dir=self.data_dir, progress=False, listener=self._on_event,
                                  should_stop=self._stop.is_set, epoch_metrics=True)
             self._set_status(f"finished: {html.escape(str(run_dir))}")
         except StopRequested:
@@ -182,8 +183,6 @@ class Explorer:
         self.status.value = f"<span style='color:#c00'><b>error:</b> {html.escape(self.error)}</span>"
 
     def _render_table(self, records: list[dict]) -> None:
-        import pandas as pd
-
         self.table.value = f"<pre>{html.escape(format_table(pd.DataFrame(records)))}</pre>"
 
     @property
@@ -200,5 +199,6 @@ class Explorer:
 
 
 def _epochs(config: Config) -> int:
+    """The epochs-per-level control's value for a config (an iteration count shown as whole hundreds)."""
     duration = config.training.duration
-    return int(duration[:-2]) if duration.endswith("ep") else max(1, int(duration[:-2]) // 100)
+    return duration.count if duration.unit == "ep" else max(1, duration.count // 100)

@@ -20,7 +20,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from sddlab.analysis.functional import evaluate, iter_chunks
+from sddlab.analyses.math.functional import iter_chunks
+from sddlab.metrics import evaluate
 
 DEFAULT_ALPHAS: tuple[float, ...] = tuple(float(a) for a in np.round(np.arange(0, 1.0001, 0.01), 2))
 
@@ -105,6 +106,7 @@ def interpolate(
             recalibrate_batchnorm(work, bn_recalibrate, batch_size)
             state = {k: v.detach().clone() for k, v in work.state_dict().items() if k in state}
         for split, (x, y) in evaluate_sets.items():
-            loss, acc = evaluate(work, state, x, y, batch_size=batch_size)
+            result = evaluate(work, x, y, state=state, chunk=batch_size)
+            loss, acc = result.loss, result.acc
             rows.append({"alpha": float(alpha), "split": split, "loss": loss, "acc": acc})
     return pd.DataFrame(rows, columns=["alpha", "split", "loss", "acc"])

@@ -8,7 +8,7 @@ from typing import Any
 
 from sddlab.errors import ConfigError, SddError
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def available(notebook_dir: Path = NOTEBOOK_DIR) -> list[str]:

@@ -35,22 +35,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from sddlab.io import json_safe
+
 PHASES: tuple[str, ...] = ("light", "critical", "sweet", "collapsed")
-
-
-def _json(value: Any) -> Any:
-    """Plain Python values, NaN/inf as None, so the result passes ``json.dumps(allow_nan=False)``."""
-    if isinstance(value, dict):
-        return {str(k): _json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    return value
 
 
 @dataclass
@@ -84,7 +71,7 @@ class PhaseReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able dict (plain Python types, NaN as None)."""
-        return _json(asdict(self))
+        return json_safe(asdict(self))
 
     def to_frame(self) -> pd.DataFrame:
         """The per-level table: level, sparsity, test_acc, test_se, train_acc_noisy, n, phase."""
@@ -358,3 +345,37 @@ def _summary(
     if collapse is not None:
         text += f" Test accuracy falls for good from level {int(levels[collapse])} ({_pct(sparsity[collapse])})."
     return f"{text} {train}"
+
+
+# -- the course lab's checks: which phases a student's curve shows, in words ---------------------
+PASS, MISS = "✔", "✘"
+
+
+def check_curve(table: pd.DataFrame) -> list[str]:
+    """One line per phase: whether the curve shows it, with the numbers that decide."""
+    report = detect_phases(table)
+    dense = report.dense_test_acc
+    lines = [f"dense network: test accuracy {dense:.1%}"]
+    if report.critical_level is not None:
+        lines.append(f"{PASS} critical phase: test accuracy falls to {report.critical_test_acc:.1%} at "
+                     f"{report.critical_sparsity:.1%} sparsity while the net still fits the noisy labels")
+    else:
+        lines.append(f"{MISS} critical phase: no clear dip below the dense accuracy")
+    if report.sweet_level is not None:
+        above = "above" if report.peak_above_dense else "below"
+        lines.append(f"{PASS} sweet phase: test accuracy rises to {report.sweet_test_acc:.1%} at "
+                     f"{report.sweet_sparsity:.1%} sparsity ({above} the dense network)")
+    else:
+        lines.append(f"{MISS} sweet phase: no rise after the dip")
+    if report.collapse_level is not None:
+        lines.append(f"{PASS} collapsed phase: accuracy falls to {report.collapse_test_acc:.1%} at "
+                     f"{report.collapse_sparsity:.1%} sparsity: too few weights are left")
+    else:
+        lines.append(f"{MISS} collapsed phase: not reached; prune further (more levels)")
+    lines.append(("double descent: yes — " if report.has_double_descent else "double descent: no — ") + report.summary)
+    return lines
+
+
+def print_checks(table: pd.DataFrame) -> None:
+    for line in check_curve(table):
+        print(line)

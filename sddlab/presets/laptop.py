@@ -1,46 +1,9 @@
-"""Named experiment presets: the fast CPU ones here; paper-scale ones register themselves too."""
+"""Presets that run on a laptop CPU in about a minute or less, on data that needs no download."""
 
 from __future__ import annotations
 
 from sddlab.config import Config
-from sddlab.errors import ConfigError
-
-PRESETS: dict[str, Config] = {}
-
-
-def register_preset(config: Config) -> Config:
-    if config.name in PRESETS:
-        raise ValueError(f"preset {config.name!r} registered twice")
-    PRESETS[config.name] = config
-    return config
-
-
-def get_preset(name: str) -> Config:
-    """A preset by name; unknown names fail with the list of known ones."""
-    _load_all()
-    if name not in PRESETS:
-        raise ConfigError("preset", name, f"one of {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
-
-
-def list_presets() -> dict[str, Config]:
-    _load_all()
-    return dict(sorted(PRESETS.items()))
-
-
-def cost(config: Config) -> str:
-    """Estimated training cost: levels x length of one level (fine-tuning levels counted at their length)."""
-    levels, duration = config.experiment.levels + 1, config.training.duration
-    if config.retraining.mode == "finetune" and config.retraining.finetune_duration:
-        return f"1 x {duration} + {levels - 1} x {config.retraining.finetune_duration}"
-    count, unit = int(duration[:-2]), duration[-2:]
-    return f"{levels} x {duration} = {levels * count} {unit}"
-
-
-def _load_all() -> None:
-    """Register the paper's presets (imported lazily: they refer to this module's register_preset)."""
-    import sddlab.paper_presets  # noqa: F401
-
+from sddlab.presets.registry import register_preset
 
 # The main job: the default sparse-double-descent experiment on data that needs no download.
 DIGITS = register_preset(

@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult
-from sddlab.analyses.context import AnalysedRun, as_run
 from sddlab.analyses.curvature import curvature
 from sddlab.analyses.distance import VARIANTS, distance, wide
-from sddlab.analysis import correlation_table
-from sddlab.analysis.figures import correlation_figure
+from sddlab.analyses.levels import AnalysedRun, as_run
+from sddlab.analyses.math.ranks import correlation_table
+from sddlab.figures.panels import correlation_figure
 
 FLATNESS = ("hessian_trace", "top_eigenvalue")
 OTHERS = ("memorized", "train_loss")

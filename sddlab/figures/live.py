@@ -7,11 +7,12 @@ import threading
 import plotly.graph_objects as go
 
 from sddlab.events import EpochEnded, Event, LevelFinished, LevelStarted, RunStarted
-from sddlab.plots import ACCURACY_SERIES, DISTANCE_SERIES, sparsity_ticks
+from sddlab.figures.axis import remaining_fraction, sparsity_axis
+from sddlab.figures.curve import ACCURACY_SERIES, DISTANCE_SERIES
 
 
 def _axis(fig: go.FigureWidget, title: str) -> None:
-    fig.update_xaxes(type="log", autorange="reversed", title_text="sparsity (log axis of remaining weights)")
+    sparsity_axis(fig)
     fig.update_layout(title=title, template="plotly_white", height=360, margin={"t": 50, "b": 40},
                       legend={"orientation": "h", "y": -0.3})
 
@@ -73,16 +74,12 @@ class LiveFigures:
                 return
             self.records.append(record)
             self.records.sort(key=lambda r: r["level"])
-            remaining = [r["remaining"] for r in self.records]
-            values, labels = sparsity_ticks(self.records[0]["remaining"]) if self.records[0]["level"] == 0 else (
-                None, None)
+            x = [float(v) for v in remaining_fraction([r["sparsity"] for r in self.records])]
             for fig in (self.levels, self.distance):
                 with fig.batch_update():
                     for trace in fig.data:
-                        trace.x = remaining
+                        trace.x = x
                         trace.y = [r.get(trace.meta) for r in self.records]
-                    if values is not None:
-                        fig.update_xaxes(tickvals=values, ticktext=labels)
 
     def _clear_epochs(self) -> None:
         with self._lock, self.epochs.batch_update():

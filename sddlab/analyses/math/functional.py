@@ -12,7 +12,6 @@ is off); the model's own parameters, buffers and train/eval flag are left exactl
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Literal
@@ -21,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
+
+from sddlab.metrics import eval_mode
 
 Mask = Mapping[str, Tensor]
 Params = dict[str, Tensor]
@@ -91,18 +92,6 @@ def masked_state(model: nn.Module, mask: Mask | None) -> tuple[Params, Params]:
     return params, buffers
 
 
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put every submodule in eval mode for the block and restore each one's own flag afterwards."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, flag in flags:
-            module.training = flag
-
-
 def iter_chunks(x: Tensor, y: Tensor, batch_size: int | None) -> Iterator[tuple[Tensor, Tensor, float]]:
     """Split (x, y) into consecutive chunks; yields (x_chunk, y_chunk, weight = chunk size / total)."""
     n = len(x)
@@ -150,41 +139,6 @@ def make_loss(
         return criterion(out, y)
 
     return loss
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    state: Mapping[str, Tensor] | None,
-    x: Tensor,
-    y: Tensor,
-    *,
-    mask: Mask | None = None,
-    batch_size: int | None = None,
-    criterion: Criterion = F.cross_entropy,
-) -> tuple[float, float]:
-    """Mean loss and accuracy of ``model`` on (x, y) in eval mode, as Python floats.
-
-    ``state`` supplies parameters and/or buffers by name (anything missing comes from the model);
-    ``None`` evaluates the model as it is. ``mask`` (optional) is applied to the parameters used.
-    The model itself is not modified. ``criterion`` must return the mean over a chunk.
-    """
-    params, buffers = masked_state(model, None)
-    full = {**params, **buffers}
-    if state is not None:
-        unknown = sorted(set(state) - set(full))
-        if unknown:
-            raise KeyError(f"state names not in the model: {', '.join(unknown[:5])}")
-        full.update(state)
-    for name, m in (mask or {}).items():
-        full[name] = full[name] * m.to(full[name].device)
-    total_loss, correct = 0.0, 0
-    with eval_mode(model):
-        for xb, yb, weight in iter_chunks(x, y, batch_size):
-            out = functional_call(model, full, (xb,))
-            total_loss += float(criterion(out, yb)) * weight
-            correct += int((out.argmax(dim=1) == yb).sum())
-    return total_loss, correct / len(x)
 
 
 def flatten(tensors: Mapping[str, Tensor], names: Sequence[str], batch_dims: int = 0) -> Tensor:

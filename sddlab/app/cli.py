@@ -4,35 +4,33 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
 import typer
 
+import sddlab
+from sddlab import analyses
+from sddlab.analyses.cache import AnalysisResult
+from sddlab.app.notebooks import execute, parse_value
+from sddlab.app.tables import format_result, format_table
+from sddlab.config import Config, parse_assignment
+from sddlab.data.tinyimagenet import reorganise_tiny_imagenet
 from sddlab.errors import SddError
+from sddlab.figures.curve import curve_figure
+from sddlab.io import write_html
+from sddlab.phases import detect_phases
+from sddlab.presets import cost, get_preset, list_presets
+from sddlab.runtime import Runtime, resolve_device
+from sddlab.store import RunStore, index
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Reproduce, explore and teach sparse double descent.")
 
-TABLE_COLUMNS = [
-    "level", "sparsity", "remaining", "test_acc", "test_loss", "train_acc_noisy", "train_acc_clean",
-    "memorized", "learning_distance", "seconds",
-]
 
-
-def format_table(table: pd.DataFrame) -> str:
-    """The level table for a terminal: sparsity in %, accuracies with three decimals."""
-    if table.empty:
-        return "(no finished level yet)"
-    shown = table[[c for c in TABLE_COLUMNS if c in table]].copy()
-    shown["sparsity"] = (100 * shown["sparsity"]).map("{:.2f}%".format)
-    return shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")
-
-
-def _build_config(preset: str, config_file: Path | None, assignments: list[str]):
-    from sddlab.config import Config, parse_assignment
-    from sddlab.presets import get_preset
-
+def _build_config(preset: str, config_file: Path | None, assignments: list[str]) -> Config:
+    """A preset or a config file, with `--set` overrides applied and validated."""
     if config_file is not None:
         if not config_file.is_file():
             raise SddError(f"--config={str(config_file)!r} is not allowed: an existing JSON config file")
@@ -62,12 +60,6 @@ def run(
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
     """Run (or resume) a preset with overrides; print the level table and write the figure."""
-    import sddlab
-    from sddlab.analysis import detect_phases
-    from sddlab.experiment import resolve_device
-    from sddlab.plots import curve_figure, write_html
-    from sddlab.training import Runtime
-
     config = _build_config(preset, config_file, set_)
     runtime = Runtime(device=resolve_device(device), amp=amp, compile=compile_model, deterministic=deterministic)
     try:
@@ -90,8 +82,6 @@ def run(
 @app.command()
 def presets() -> None:
     """List the presets: name, data set, model, estimated cost (levels x epochs) and what each reproduces."""
-    from sddlab.presets import cost, list_presets
-
     entries = list_presets()
     rows = [(name, c.data.name + (f"[{c.data.subset}]" if c.data.subset else ""), c.model.name, cost(c),
              c.description) for name, c in entries.items()]
@@ -106,8 +96,6 @@ def show(
     format: str = typer.Option("table", "--format", help="table, csv or json"),
 ) -> None:
     """Print the level table of a finished or partial run."""
-    from sddlab.store import RunStore
-
     if format not in ("table", "csv", "json"):
         raise SddError(f"--format={format!r} is not allowed: table, csv or json")
     table = RunStore(run_dir).table()
@@ -125,8 +113,6 @@ def index_command(
     output: Path | None = typer.Option(None, help="write the tidy table as .csv or .parquet"),
 ) -> None:
     """One tidy table over many runs: a row per run x level, config fields as columns."""
-    from sddlab.store import index
-
     table = index(results)
     if output is None:
         typer.echo(table.to_csv(index=False), nl=False)
@@ -142,8 +128,6 @@ def tiny_imagenet(
     out: Path = typer.Option(Path("data/tiny-imagenet"), help="where the class-folder layout goes"),
 ) -> None:
     """Reorganise the official Tiny ImageNet archive into the class folders the loader reads."""
-    from sddlab.data.tinyimagenet import reorganise_tiny_imagenet
-
     if not (archive / "train").is_dir():
         raise SddError(f"archive={str(archive)!r} is not allowed: the unzipped tiny-imagenet-200 folder with train/")
     counts = reorganise_tiny_imagenet(archive, out)
@@ -157,8 +141,6 @@ def notebook(
     output: Path | None = typer.Option(None, help="folder for the executed notebook, figures and values.json"),
 ) -> None:
     """Run a notebook headless (papermill): sddlab notebook NAME [-p KEY VALUE ...], VALUE read as JSON."""
-    from sddlab.notebooks import execute, parse_value
-
     args, parameters = list(ctx.args), {}
     while args:
         flag = args.pop(0)
@@ -193,8 +175,6 @@ def analyse(
     quiet: bool = typer.Option(False, help="no cost lines or progress bars"),
 ) -> None:
     """Analyse a run directory (cached in RUN_DIR/analysis/): print the table, write HTML figures."""
-    from sddlab.analyses.command import parse_levels, report, run_kind
-
     outcomes = run_kind(
         kind, list(run_dirs), levels=parse_levels(levels), data_dir=data, device=device,
         redense_options={"duration": duration, "lr": lr}, interpolation_options={"subset": subset},
@@ -203,7 +183,73 @@ def analyse(
         oneshot=oneshot, results=results, progress=not quiet,
     )
     for outcome in outcomes:
-        report(outcome, typer.echo)
+        print_result(outcome, typer.echo)
+
+
+KINDS: tuple[str, ...] = (
+    "distance", "redense", "interpolation", "landscape", "curvature", "tickets", "phases", "flatness",
+    "correlations", "all",
+)
+MULTI_RUN = ("phases", "correlations", "all")
+
+
+def parse_levels(text: str | None) -> list[int] | None:
+    """'0,5,10' -> [0, 5, 10]; None stays None."""
+    if text is None:
+        return None
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise SddError(f"--levels={text!r} is not allowed: comma-separated level numbers, e.g. 0,5,10") from None
+
+
+def run_kind(kind: str, run_dirs: list[Path], *, levels: list[int] | None, data_dir: Path, device: str,
+             redense_options: dict[str, Any], interpolation_options: dict[str, Any],
+             landscape_options: dict[str, Any], curvature_options: dict[str, Any], oneshot: bool,
+             results: Path | None, progress: bool) -> list[AnalysisResult]:
+    """Run one kind of analysis on the run directories; returns its results (three for 'all')."""
+    if kind not in KINDS:
+        raise SddError(f"analysis kind {kind!r} is not allowed: one of {', '.join(KINDS)}")
+    if not run_dirs:
+        raise SddError("no run directory given: sddlab analyse KIND RUN_DIR [RUN_DIR ...]")
+    if len(run_dirs) > 1 and kind not in MULTI_RUN:
+        raise SddError(f"analysis {kind!r} takes one run directory ({len(run_dirs)} given); "
+                       f"several only for {', '.join(MULTI_RUN)}")
+    runs = [analyses.AnalysedRun(path, data_dir, device) for path in run_dirs]
+    run = runs[0]
+    if levels is not None:
+        run.check_levels(levels)
+    common = {"progress": progress}
+    calls: dict[str, Callable[[], Any]] = {
+        "distance": lambda: analyses.distance(run, levels, **common),
+        "redense": lambda: analyses.redense(run, levels, **redense_options, **common),
+        "interpolation": lambda: analyses.interpolation(run, levels, **redense_options, **interpolation_options,
+                                                        **common),
+        "landscape": lambda: analyses.landscape(run, levels, **landscape_options, **common),
+        "curvature": lambda: analyses.curvature(run, levels, **curvature_options, **common),
+        "tickets": lambda: analyses.tickets(run, levels, oneshot=oneshot, results=results, **common),
+        "phases": lambda: analyses.phases(runs),
+        "flatness": lambda: analyses.flatness(
+            run, levels=None if levels is None else {f"level {lv}": lv for lv in levels},
+            redense_options=redense_options, interpolation_options=interpolation_options,
+            landscape_options=landscape_options, curvature_options=curvature_options, **common),
+        "correlations": lambda: analyses.correlations(runs, curvature_options=curvature_options, **common),
+        "all": lambda: list(analyses.analyse_all(
+            runs, oneshot=oneshot, curvature_options=curvature_options, redense_options=redense_options,
+            interpolation_options=interpolation_options, landscape_options=landscape_options, **common).values()),
+    }
+    outcome = calls[kind]()
+    return outcome if isinstance(outcome, list) else [outcome]
+
+
+def print_result(result: AnalysisResult, echo: Callable[[str], None]) -> None:
+    """Print one result (title, summary, table) and write its figures into its analysis folder."""
+    echo(f"== {result.kind} ==")
+    if result.summary:
+        echo(result.summary)
+    echo(format_result(result))
+    paths = result.write_figures()
+    echo(f"analysis folder: {result.directory} ({len(paths)} figures)")
 
 
 def main() -> None:

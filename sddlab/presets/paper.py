@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from sddlab.config import Config
-from sddlab.presets import register_preset
+from sddlab.presets.registry import register_preset
 
 LENET_MNIST: dict[str, Any] = {
     "data": {"name": "mnist"},

@@ -20,7 +20,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from sddlab.analysis.functional import Mask, Params, check_mask, evaluate, masked_state
+from sddlab.analyses.math.functional import Mask, Params, check_mask, masked_state
+from sddlab.metrics import evaluate
 
 
 def filter_normalised_direction(
@@ -94,6 +95,7 @@ def loss_curve_1d(
     rows = []
     for alpha in alphas:
         params = perturbed_params(model, mask, direction, float(alpha))
-        loss, acc = evaluate(model, params, x, y, batch_size=batch_size)
+        result = evaluate(model, x, y, state=params, chunk=batch_size)
+        loss, acc = result.loss, result.acc
         rows.append({"alpha": float(alpha), "loss": loss, "acc": acc})
     return pd.DataFrame(rows, columns=["alpha", "loss", "acc"])

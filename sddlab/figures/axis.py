@@ -1,0 +1,87 @@
+"""The one sparsity axis every figure shares, and phase shading on it.
+
+x is the fraction of prunable weights remaining, on a reversed log axis (sparsity grows to the right),
+with ticks labelled by sparsity. 100 % sparsity, which a log axis cannot show, sits at `FLOOR`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from sddlab.phases import PhaseReport
+
+FLOOR = 1e-6
+TICK_SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999)
+AXIS_TITLE = "sparsity (log axis of remaining prunable weights)"
+PHASE_COLOURS: dict[str, str] = {
+    "light": "rgba(150, 150, 150, 0.12)",
+    "critical": "rgba(214, 39, 40, 0.14)",
+    "sweet": "rgba(44, 160, 44, 0.16)",
+    "collapsed": "rgba(90, 90, 90, 0.22)",
+}
+
+
+def remaining_fraction(sparsity: Any) -> np.ndarray:
+    """The x coordinate of each sparsity: 1 - sparsity, clipped at FLOOR."""
+    return np.clip(1.0 - np.asarray(sparsity, dtype=float), FLOOR, None)
+
+
+def sparsity_ticks(sparsities: Sequence[float] = TICK_SPARSITIES) -> tuple[list[float], list[str]]:
+    """Tick positions on the remaining-fraction axis, labelled by sparsity ('0%', '50%', ..., '99.9%')."""
+    values = [float(v) for v in remaining_fraction(sparsities)]
+    labels = [f"{s:.1%}".replace(".0%", "%") for s in sparsities]
+    return values, labels
+
+
+def sparsity_axis(fig: go.Figure, *, title: bool = True, row: int | None = None, col: int | None = None) -> None:
+    """Make the x axis (of one subplot, or all) the shared reversed log axis with sparsity ticks."""
+    values, labels = sparsity_ticks()
+    place = {} if row is None else {"row": row, "col": col or 1}
+    fig.update_xaxes(type="log", autorange="reversed", tickvals=values, ticktext=labels,
+                     title_text=AXIS_TITLE if title else None, **place)
+
+
+def phase_bands(report: PhaseReport) -> list[dict[str, float | str]]:
+    """Contiguous runs of one phase as ``{phase, x0, x1}`` in remaining-weight fraction.
+
+    Band edges sit at the geometric midpoint between neighbouring levels (the middle on a log axis);
+    the outer edges extend half a level-step beyond the first and last level.
+    """
+    frame = report.to_frame()
+    if frame.empty:
+        return []
+    logs = np.log10(remaining_fraction(frame["sparsity"].to_numpy()))
+    if len(logs) > 1:
+        mids = (logs[:-1] + logs[1:]) / 2
+        edges = np.concatenate([[logs[0] + (logs[0] - mids[0])], mids, [logs[-1] - (mids[-1] - logs[-1])]])
+    else:
+        edges = np.array([logs[0] + 0.05, logs[0] - 0.05])
+    bands: list[dict[str, float | str]] = []
+    phases = frame["phase"].tolist()
+    start = 0
+    for i in range(1, len(phases) + 1):
+        if i == len(phases) or phases[i] != phases[start]:
+            bands.append({"phase": phases[start], "x0": float(10 ** edges[start]), "x1": float(10 ** edges[i])})
+            start = i
+    return bands
+
+
+def shade_phases(fig: go.Figure, report: PhaseReport, rows: tuple[int, ...] | None = None,
+                 label_y: float = 0.98) -> None:
+    """Shade each phase band on the sparsity axis, labelled at `label_y` of the (first) plot's height.
+
+    Plotly places shapes on a log axis in data units but annotations in log10 units, so the two are
+    added separately. `rows`: subplot rows to shade (the label goes on the first); None for a plain figure.
+    """
+    for band in phase_bands(report):
+        x0, x1 = float(band["x0"]), float(band["x1"])
+        where = [{"row": row, "col": 1} for row in rows] if rows else [{}]
+        for place in where:
+            fig.add_vrect(x0=x0, x1=x1, fillcolor=PHASE_COLOURS[str(band["phase"])], line_width=0, layer="below",
+                          **place)
+        fig.add_annotation(x=float(np.log10(np.sqrt(x0 * x1))), y=label_y, yref="y domain", text=str(band["phase"]),
+                           showarrow=False, font={"size": 11, "color": "#555"}, **where[0])

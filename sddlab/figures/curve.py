@@ -1,0 +1,121 @@
+"""Figures of level tables: the sparse-double-descent curve, comparisons of runs, and the phases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from sddlab.figures.axis import remaining_fraction, shade_phases, sparsity_axis
+from sddlab.phases import PhaseReport
+
+ACCURACY_SERIES = (
+    ("test_acc", "test accuracy", "#1f77b4"),
+    ("train_acc_noisy", "train accuracy (noisy labels)", "#ff7f0e"),
+    ("memorized", "memorised noisy labels", "#d62728"),
+)
+DISTANCE_SERIES = (("learning_distance", "learning distance ‖w₀ − w⊙m‖", "#2ca02c"),)
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+
+def _aggregate(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Mean and std over seeds (or runs) per level, with its x coordinate; std is 0 for a single run."""
+    grouped = table.groupby("level")
+    out = pd.DataFrame({"remaining": grouped["remaining"].mean(), "sparsity": grouped["sparsity"].mean()})
+    out["mean"] = grouped[column].mean()
+    out["std"] = grouped[column].std().fillna(0.0)
+    out["n"] = grouped[column].count()
+    out = out.reset_index()
+    out["x"] = remaining_fraction(out["sparsity"])
+    return out
+
+
+def _band(fig: go.Figure, agg: pd.DataFrame, label: str, color: str, row: int) -> None:
+    """A mean line with markers, and a ± std band when several runs share a level."""
+    hover = "level %{customdata[0]}<br>sparsity %{customdata[1]:.2%}<br>remaining %{customdata[2]}<br>%{y:.4f}"
+    custom = np.stack([agg["level"], agg["sparsity"], agg["remaining"].round()], axis=1)
+    if (agg["n"] > 1).any():
+        upper, lower = agg["mean"] + agg["std"], agg["mean"] - agg["std"]
+        fig.add_trace(
+            go.Scatter(x=pd.concat([agg["x"], agg["x"][::-1]]), y=pd.concat([upper, lower[::-1]]),
+                       fill="toself", fillcolor=color, opacity=0.18, line={"width": 0}, hoverinfo="skip",
+                       showlegend=False, legendgroup=label),
+            row=row, col=1,
+        )
+    fig.add_trace(
+        go.Scatter(x=agg["x"], y=agg["mean"], mode="lines+markers", name=label, line={"color": color},
+                   customdata=custom, hovertemplate=hover + f"<extra>{label}</extra>", legendgroup=label),
+        row=row, col=1,
+    )
+
+
+def curve_figure(table: pd.DataFrame, title: str = "Sparse double descent", phases: PhaseReport | None = None,
+                 subtitle: str = "") -> go.Figure:
+    """Accuracies (top) and learning distance (bottom) on the shared sparsity axis.
+
+    Several runs or seeds in `table` are shown as mean ± std bands; `phases` (from `detect_phases`)
+    shades the light, critical, sweet and collapsed phases.
+    """
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.65, 0.35], vertical_spacing=0.06)
+    for row, series in ((1, ACCURACY_SERIES), (2, DISTANCE_SERIES)):
+        for column, label, color in series:
+            if column in table and table[column].notna().any():
+                _band(fig, _aggregate(table, column), label, color, row=row)
+    sparsity_axis(fig, title=False, row=1)
+    sparsity_axis(fig, row=2)
+    fig.update_yaxes(title_text="accuracy / fraction", range=[0, 1.02], row=1, col=1)
+    fig.update_yaxes(title_text="learning distance", row=2, col=1)
+    if phases is not None:
+        shade_phases(fig, phases, rows=(1, 2), label_y=0.04)
+    heading = f"{title}<br><sup>{subtitle}</sup>" if subtitle else title
+    fig.update_layout(title=heading, template="plotly_white", height=680, hovermode="x unified",
+                      legend={"orientation": "h", "y": -0.15})
+    return fig
+
+
+def comparison_figure(table: pd.DataFrame, by: str, title: str = "", column: str = "test_acc") -> go.Figure:
+    """One curve per value of `by` (e.g. 'noise.rate'): `column` solid, noisy-train accuracy dotted."""
+    fig = go.Figure()
+    for index, (value, group) in enumerate(table.groupby(by, sort=True)):
+        color = PALETTE[index % len(PALETTE)]
+        agg = _aggregate(group, column)
+        fig.add_trace(go.Scatter(x=agg["x"], y=agg["mean"], mode="lines+markers", name=f"{by}={value}",
+                                 line={"color": color}, legendgroup=str(value),
+                                 error_y={"type": "data", "array": agg["std"], "visible": bool((agg["n"] > 1).any())}))
+        if "train_acc_noisy" in group:
+            train = _aggregate(group, "train_acc_noisy")
+            fig.add_trace(go.Scatter(x=train["x"], y=train["mean"], mode="lines", showlegend=False,
+                                     line={"color": color, "dash": "dot"}, legendgroup=str(value),
+                                     name=f"{by}={value} train (noisy)"))
+    sparsity_axis(fig)
+    fig.update_yaxes(title_text=f"{column} (solid), noisy-train accuracy (dotted)", range=[0, 1.02])
+    fig.update_layout(title=title, template="plotly_white", height=480)
+    return fig
+
+
+def phase_figure(report: PhaseReport, title: str | None = None) -> go.Figure:
+    """Test and noisy-train accuracy on the sparsity axis, phases shaded, landmarks marked."""
+    frame = report.to_frame()
+    x = remaining_fraction(frame["sparsity"])
+    hover = [f"level {lv}<br>sparsity {100 * s:.2f} %" for lv, s in zip(frame["level"], frame["sparsity"], strict=True)]
+    fig = go.Figure()
+    shade_phases(fig, report)
+    errors = frame["test_se"].to_numpy() if report.n_seeds > 1 else None
+    for column, label, extra in (
+        ("test_acc", "test accuracy",
+         {"error_y": None if errors is None else {"type": "data", "array": errors, "visible": True}}),
+        ("train_acc_noisy", "train accuracy (noisy labels)", {"line": {"dash": "dot"}}),
+    ):
+        fig.add_trace(go.Scatter(x=x, y=frame[column], mode="lines+markers", name=label, text=hover,
+                                 hovertemplate=f"%{{text}}<br>{label} %{{y:.4f}}<extra></extra>", **extra))
+    for name, landmark, symbol in (("critical minimum", report.critical, "triangle-down"),
+                                   ("sweet peak", report.sweet, "star"), ("collapse", report.collapse, "x")):
+        if landmark is not None:
+            fig.add_trace(go.Scatter(x=remaining_fraction([landmark.sparsity]), y=[landmark.test_acc], mode="markers",
+                                     name=name, marker={"symbol": symbol, "size": 13, "color": "black"}))
+    sparsity_axis(fig)
+    fig.update_yaxes(title="accuracy")
+    fig.update_layout(title=title or report.summary.split(":")[0], hovermode="closest", template="plotly_white",
+                      legend={"orientation": "h", "y": -0.2})
+    return fig
