@@ -17,8 +17,8 @@ import time
 import torch
 
 import sddlab
-from sddlab.phases import detect_phases
 from sddlab.config import parse_assignment
+from sddlab.phases import detect_phases
 
 TARGET_S, STRETCH_S = 90.0, 45.0
 
@@ -48,14 +48,15 @@ def main() -> None:
         iterations = int(table["iterations"].sum())
         phases = detect_phases(table)
         verdict = "stretch" if wall <= STRETCH_S else ("ok" if wall <= TARGET_S else "SLOW")
-        low, peak = phases.critical_test_acc or float("nan"), phases.sweet_test_acc or float("nan")
-        after_peak = table[table["level"] > (phases.sweet_level or len(table))]["test_acc"]
+        critical, sweet, nan = phases.critical, phases.sweet, float("nan")
+        low, low_at = (critical.test_acc, critical.sparsity) if critical is not None else (nan, nan)
+        peak, peak_at = (sweet.test_acc, sweet.sparsity) if sweet is not None else (nan, nan)
+        after_peak = table[table["level"] > (sweet.level if sweet is not None else len(table))]["test_acc"]
         shape = (dense := phases.dense_test_acc) - low >= 0.04 and peak - low >= 0.10 and peak > dense and (
             len(after_peak) > 0 and peak - after_peak.min() >= 0.10)
         shapes.append(shape)
         print(f"{seed:>4} {wall:>8.1f} {1e6 * wall / iterations:>8.0f} {dense:>6.3f} {low:>6.3f} "
-              f"{phases.critical_sparsity or float('nan'):>9.2%} {peak:>6.3f} "
-              f"{phases.sweet_sparsity or float('nan'):>9.2%} {table['test_acc'].iloc[-1]:>6.3f} {verdict:>7} "
+              f"{low_at:>9.2%} {peak:>6.3f} {peak_at:>9.2%} {table['test_acc'].iloc[-1]:>6.3f} {verdict:>7} "
               f"{'yes' if shape else 'no':>6}")
     print(f"# mean wall {sum(walls) / len(walls):.1f} s per trajectory; target <= {TARGET_S:.0f} s, "
           f"stretch <= {STRETCH_S:.0f} s")

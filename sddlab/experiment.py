@@ -171,9 +171,9 @@ class Experiment:
                                 runtime=self.setup.runtime)
                 stats = dataclasses.replace(stats, test_acc=test.acc)
             self.listener(EpochEnded(level, stats))
-            if stats.finished:
-                return
             stop = self.should_stop is not None and self.should_stop()
+            if stats.finished:  # nothing left to stop or to resume
+                return
             if stop or time.monotonic() - last_checkpoint > self.checkpoint_every:
                 save_partial(self.store, partial, self.model, optimizer, stats.iteration)
                 last_checkpoint = time.monotonic()

@@ -188,7 +188,7 @@ def train(
     masked.mask_weights()
     model.train()
     augment = torch.Generator(device=data.device)
-    lr = span.schedule(span.start)
+    lr = 0.0  # set at every step; every epoch of a non-empty span has one
     for epoch in range(span.start // per_epoch, span.last_epoch):
         began, tally = time.monotonic(), _EpochTally(data.device, track)
         order = data.epoch_order(span.seed, epoch)  # one gather per epoch; batches are then slices

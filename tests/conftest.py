@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import sddlab
+import sddlab.experiment
 from sddlab.config import Config
 
 # One intra-op thread: the models here are tiny, and on a small machine shared with other jobs two
@@ -66,22 +67,20 @@ def without_seconds():
 @pytest.fixture
 def spy_train(monkeypatch):
     """Record every call of the training loop made by experiments: span, schedule and weights at entry."""
-    import sddlab.experiment
-
     calls: list[dict[str, Any]] = []
     original = sddlab.experiment.train
 
-    def spy(model, mask, data, training, optimizer, schedule, **kwargs):
+    def spy(model, mask, data, span, optimizer, *args, **kwargs):
         calls.append({
-            "stream": kwargs["stream"],
-            "start": kwargs["start"],
-            "end": kwargs["end"],
-            "schedule": schedule,
-            "training": training,
+            "stream": span.stream,
+            "start": span.start,
+            "end": span.end,
+            "schedule": span.schedule,
+            "training": span.training,
             "entry": {name: tensor.detach().clone() for name, tensor in model.state_dict().items()},
             "mask": {name: keep.clone() for name, keep in mask.items()},
         })
-        return original(model, mask, data, training, optimizer, schedule, **kwargs)
+        return original(model, mask, data, span, optimizer, *args, **kwargs)
 
     monkeypatch.setattr(sddlab.experiment, "train", spy)
     return calls

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from sddlab.analyses.math.functional import analysed_names
 from sddlab.analyses.math.hessian import (
     _largest_eigenvalue,
     estimate_cost,
@@ -24,7 +25,6 @@ from sddlab.analyses.math.hessian import (
     hvp,
     top_eigenvalue,
 )
-from sddlab.analyses.math.functional import analysed_names
 
 # torch's forward-mode AD imports its jvp decompositions through the deprecated torch.jit.script
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")

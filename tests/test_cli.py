@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 
 import sddlab
-from sddlab.app.cli import TABLE_COLUMNS, main
+from sddlab.app.cli import main
+from sddlab.app.tables import TABLE_COLUMNS
 from sddlab.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,7 +8,8 @@ import pydantic
 import pytest
 
 import sddlab
-from sddlab.config import Config, parse_assignment, to_iterations
+from sddlab.config import Config, choices, parse_assignment
+from sddlab.duration import Duration
 from sddlab.errors import ConfigError
 
 
@@ -66,7 +67,7 @@ def test_json_round_trip_keeps_tuples_and_optionals():
     )
     again = Config.from_json(config.to_json())
     assert again == config and again.short_hash() == config.short_hash()
-    assert again.training.milestones == ("80ep", "120ep")
+    assert tuple(map(str, again.training.milestones)) == ("80ep", "120ep")
     assert again.model.ignored == ("fc3",)
 
 
@@ -116,8 +117,8 @@ def test_parsed_assignments_apply_as_overrides():
     texts = ["model.hidden=128,64", "training.milestones=80ep,120ep", "noise.rate=0.2", "training.duration=10ep"]
     config = Config().with_overrides(dict(parse_assignment(text) for text in texts))
     assert config.model.hidden == (128, 64)
-    assert config.training.milestones == ("80ep", "120ep")
-    assert config.noise.rate == 0.2 and config.training.duration == "10ep"
+    assert tuple(map(str, config.training.milestones)) == ("80ep", "120ep")
+    assert config.noise.rate == 0.2 and str(config.training.duration) == "10ep"
 
 
 @pytest.mark.parametrize("text", ["noise.rate", "=0.2", "Noise.Rate=0.2", "noise..rate=1", "a.b.c=1"])
@@ -132,7 +133,36 @@ def test_parse_assignment_rejects_malformed(text):
     [("150ep", 10, 1500), ("1000it", 10, 1000), ("1ep", 19, 19), ("0it", 7, 0), ("3ep", 1, 3)],
 )
 def test_durations(duration, per_epoch, iterations):
-    assert to_iterations(duration, per_epoch) == iterations
+    parsed = Duration.parse(duration)
+    assert parsed.iterations(per_epoch) == iterations
+    assert str(parsed) == duration and Duration.parse(str(parsed)) == parsed
+
+
+@pytest.mark.parametrize("text", ["150", "ep", "1.5ep", "-3ep", "10 epochs", "", "10EP"])
+def test_malformed_durations_name_the_expected_form(text):
+    with pytest.raises(ValueError, match="'150ep'"):
+        Duration.parse(text)
+
+
+def test_durations_are_stored_as_text_so_hashes_and_files_are_plain_strings():
+    config = Config(training={"duration": "12ep", "milestones": ["3ep", "40it"]})
+    assert config.training.duration == Duration(12, "ep")
+    dumped = json.loads(config.to_json())["training"]
+    assert dumped["duration"] == "12ep" and dumped["milestones"] == ["3ep", "40it"]
+
+
+def test_choices_are_the_validated_values():
+    for path in ("noise.type", "pruning.score", "pruning.scope", "retraining.mode", "training.schedule"):
+        allowed = choices(path)
+        assert len(allowed) >= 2
+        section, field = path.split(".")
+        for value in allowed:  # every offered value is accepted ...
+            assert getattr(getattr(Config().with_overrides({path: value}), section), field) == value
+        with pytest.raises(ConfigError):  # ... and nothing else is
+            Config().with_overrides({path: "no-such-value"})
+    assert "digits" in choices("data.name") and "mlp" in choices("model.name")
+    with pytest.raises(ConfigError):
+        choices("training.lr")
 
 
 # Pinned run names. These tests exist so that adding a config field with a neutral default (or any

@@ -8,8 +8,8 @@ import torch
 from test_vision_data import write_cifar10
 
 import sddlab
+from sddlab.experiment import StopRequested
 from sddlab.store import RunStore
-from sddlab.training import StopRequested
 
 OVERRIDES = {
     "model.width": 0.0625, "training.duration": "2ep", "training.batch_size": 16, "experiment.levels": 2,

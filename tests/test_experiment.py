@@ -10,9 +10,11 @@ import pytest
 import torch
 
 import sddlab
-from sddlab.app.cli import TABLE_COLUMNS
+from sddlab.app.tables import TABLE_COLUMNS
 from sddlab.events import EpochEnded, LevelFinished, LevelStarted, RunFinished, RunStarted
-from sddlab.store import RunStore, load_tensors
+from sddlab.experiment import Experiment, prepare
+from sddlab.io import load_tensors
+from sddlab.store import RunStore
 
 LEVELS = 3  # levels 0..3 in every small config
 
@@ -140,15 +142,13 @@ def test_rewind_to_a_later_iteration(tmp_path, small_config, run_config, spy_tra
 
 def test_start_state_of_each_mode(tmp_path, small_config, data_dir):
     """Experiment._start_state directly: rewind -> the rewind weights, finetune -> the previous level."""
-    from sddlab.experiment import Experiment, plan
-
     init = {"w": torch.zeros(2)}
     rewind = {"w": torch.ones(2)}
     previous = {"w": torch.full((2,), 2.0)}
     for mode, expected in [("rewind", rewind), ("finetune", previous), ("lr-rewind", previous)]:
         config = small_config({"retraining.mode": mode})
         store = RunStore.open_or_create(tmp_path, config, {})
-        experiment = Experiment(plan(config, data_dir), store)
+        experiment = Experiment(prepare(config, data_dir), store)
         assert experiment._start_state(0, init, rewind, None) is rewind
         assert experiment._start_state(2, init, rewind, previous) is expected
 

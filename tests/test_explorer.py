@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from sddlab.events import EpochEnded
 from sddlab.app.widgets import Explorer
+from sddlab.events import EpochEnded
 
 SMALL = {"model.hidden": [16, 16], "data.subset": 200}
 

@@ -10,10 +10,11 @@ import pytest
 import torch
 
 from sddlab.config import DataConfig, NoiseConfig
-from sddlab.data import corrupt_labels, prepare_data
+from sddlab.data import corrupt_labels
+from sddlab.data.device import prepare_data
 from sddlab.data.tabular import MNIST_ASYMMETRIC, load_digits_data
 from sddlab.errors import ConfigError
-from sddlab.experiment import plan
+from sddlab.experiment import prepare
 
 C = 10
 
@@ -145,17 +146,17 @@ def test_noise_does_not_depend_on_model_or_training(data_dir, small_config):
         base.with_overrides({"training.batch_size": 16, "training.lr": 0.5, "training.optimizer": "sgd"}),
         base.with_overrides({"pruning.score": "random", "retraining.mode": "scratch", "experiment.levels": 7}),
     ]
-    reference = plan(base, data_dir).data
+    reference = prepare(base, data_dir).data
     for config in others:
-        data = plan(config, data_dir).data
+        data = prepare(config, data_dir).data
         assert torch.equal(data.y_train, reference.y_train)
         assert torch.equal(data.x_train, reference.x_train)
 
 
 def test_noise_does_not_move_the_other_streams(data_dir, small_config):
     """Changing the noise rate or type keeps the subset, the initial weights and the batch order."""
-    low = plan(small_config({"noise.rate": 0.2}), data_dir)
-    high = plan(small_config({"noise.rate": 0.6, "noise.type": "pairflip"}), data_dir)
+    low = prepare(small_config({"noise.rate": 0.2}), data_dir)
+    high = prepare(small_config({"noise.rate": 0.6, "noise.type": "pairflip"}), data_dir)
     assert not torch.equal(low.data.y_train, high.data.y_train)
     assert torch.equal(low.data.x_train, high.data.x_train)
     assert torch.equal(low.data.y_train_clean, high.data.y_train_clean)

@@ -8,8 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from sddlab.errors import ConfigError
 from sddlab.app.notebooks import NOTEBOOK_DIR, available, execute
+from sddlab.errors import ConfigError
 
 TINY = {"model.hidden": [16, 16], "training.duration": "2ep", "experiment.levels": 3, "data.subset": 300}
 

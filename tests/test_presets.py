@@ -45,10 +45,10 @@ def test_paper_presets_cover_the_papers_experiments():
     assert presets["clean-cifar10"].noise.rate == 0.0
     # Table B: the CIFAR schedule
     cifar = presets["fig1-cifar10"].training
-    assert (cifar.lr, cifar.momentum, cifar.weight_decay, cifar.duration, cifar.milestones) == (
+    assert (cifar.lr, cifar.momentum, cifar.weight_decay, str(cifar.duration), tuple(map(str, cifar.milestones))) == (
         0.1, 0.9, 1e-4, "160ep", ("80ep", "120ep"))
-    assert presets["fig1-cifar10"].retraining.rewind_point == "1000it"
-    assert presets["vgg16-cifar10"].retraining.rewind_point == "2000it"
+    assert str(presets["fig1-cifar10"].retraining.rewind_point) == "1000it"
+    assert str(presets["vgg16-cifar10"].retraining.rewind_point) == "2000it"
     assert all(name + "-cpu" in presets for name in ("fig1-lenet-mnist", "fig1-cifar10"))
 
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from sddlab import pruning
 from sddlab.config import ModelConfig
 from sddlab.errors import ConfigError
-from sddlab.experiment import plan
+from sddlab.experiment import prepare
 from sddlab.models import build_model, prunable_names
 from sddlab.models.build import resolve_ignored
 
@@ -161,7 +161,7 @@ def test_apply_mask_zeroes_exactly_the_pruned_weights():
 
 
 def test_biases_are_never_prunable_for_the_mlp(data_dir, small_config):
-    prepared = plan(small_config(), data_dir)
+    prepared = prepare(small_config(), data_dir)
     assert prepared.prunable == ["hidden.0.weight", "hidden.1.weight", "out.weight"]
     assert prepared.ignored_weights == 0
     mask = pruning.dense_mask(prepared.model, prepared.prunable)
@@ -173,10 +173,10 @@ def test_lenet_output_layer_is_ignored_by_default(data_dir, small_config):
     config = ModelConfig(name="lenet-300-100")
     model = build_model(config, (64,), 10, 0)
     assert resolve_ignored(config, model) == ("fc3",)
-    prepared = plan(small_config({"model.name": "lenet-300-100"}), data_dir)
+    prepared = prepare(small_config({"model.name": "lenet-300-100"}), data_dir)
     assert prepared.prunable == ["fc1.weight", "fc2.weight"]
     assert prepared.ignored_weights == 100 * 10
-    everything = plan(small_config({"model.name": "lenet-300-100", "model.ignored": []}), data_dir)
+    everything = prepare(small_config({"model.name": "lenet-300-100", "model.ignored": []}), data_dir)
     assert everything.prunable == ["fc1.weight", "fc2.weight", "fc3.weight"]
     assert everything.ignored_weights == 0
 
@@ -194,9 +194,9 @@ def test_lenet_records_count_the_ignored_layer_in_the_paper_sparsity(tmp_path, s
 
 
 def test_explicit_ignored_layers(data_dir, small_config):
-    prepared = plan(small_config({"model.ignored": ["out"]}), data_dir)
+    prepared = prepare(small_config({"model.ignored": ["out"]}), data_dir)
     assert prepared.prunable == ["hidden.0.weight", "hidden.1.weight"]
     assert prepared.ignored_weights == 16 * 10
     with pytest.raises(ConfigError) as info:
-        plan(small_config({"model.ignored": ["hidden.0", "hidden.1", "out"]}), data_dir)
+        prepare(small_config({"model.ignored": ["hidden.0", "hidden.1", "out"]}), data_dir)
     assert info.value.field == "model.ignored"

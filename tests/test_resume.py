@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
+import sddlab.experiment
 from sddlab.events import LevelFinished, LevelStarted
+from sddlab.experiment import StopRequested
 from sddlab.store import RunStore
-from sddlab.training import StopRequested
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -101,13 +102,45 @@ def test_stop_mid_level_and_resume(case, calls, tmp_path, small_config, run_conf
     finished = len(RunStore(run_dir).records())
     assert finished < 4
     # the span that stopped left its checkpoint (the dense pretraining's may linger until the run ends)
-    pretraining = config.retraining.rewind_point != "0it" and "rewind.safetensors" not in checkpoint_names(run_dir)
+    pretraining = config.retraining.rewind_point.count > 0 and "rewind.safetensors" not in checkpoint_names(run_dir)
     stopped = "partial-pretrain" if pretraining else f"partial-level_{finished:02d}"
     assert f"{stopped}.safetensors" in checkpoint_names(run_dir)
 
     run_config(config, tmp_path, checkpoint_every=0)
     assert without_seconds(RunStore(run_dir).records()) == without_seconds(reference(case))
     assert not any(name.startswith("partial-") for name in checkpoint_names(run_dir))
+
+
+@pytest.fixture
+def partial_saves(monkeypatch):
+    """The iteration of every mid-level checkpoint the experiment writes, by span."""
+    saved: list[tuple[str, int]] = []
+    original = sddlab.experiment.save_partial
+
+    def spy(store, name, model, optimizer, iteration):
+        saved.append((name, iteration))
+        return original(store, name, model, optimizer, iteration)
+
+    monkeypatch.setattr(sddlab.experiment, "save_partial", spy)
+    return saved
+
+
+def test_a_stop_request_checkpoints_at_the_epoch_boundary_first(tmp_path, small_config, run_config, partial_saves):
+    config = small_config({"training.duration": "3ep"})  # 200 examples at batch 64: 4 iterations per epoch
+    with pytest.raises(StopRequested, match="iteration 4"):
+        run_config(config, tmp_path, should_stop=lambda: True, checkpoint_every=3600)
+    assert partial_saves == [("partial-level_00", 4)]
+
+
+def test_a_stop_request_in_a_span_s_last_epoch_ends_it_normally(tmp_path, small_config, run_config, partial_saves):
+    config = small_config({"training.duration": "1ep", "experiment.levels": 0})
+    run_dir = run_config(config, tmp_path, should_stop=lambda: True)
+    assert partial_saves == [] and [r["level"] for r in RunStore(run_dir).records()] == [0]
+
+
+def test_checkpoint_every_zero_checkpoints_each_epoch_but_the_last(tmp_path, small_config, run_config, partial_saves):
+    run_config(small_config({"training.duration": "3ep", "experiment.levels": 0}), tmp_path, checkpoint_every=0)
+    assert partial_saves == [("partial-level_00", 4), ("partial-level_00", 8)]
 
 
 def test_stop_twice_in_one_level(tmp_path, small_config, run_config, reference, without_seconds):

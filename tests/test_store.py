@@ -12,17 +12,8 @@ from filelock import Timeout
 import sddlab
 from sddlab.config import Config
 from sddlab.errors import ConfigError, SddError
-from sddlab.store import (
-    RunStore,
-    atomic_write_text,
-    check_writable,
-    find_runs,
-    index,
-    load_metadata,
-    load_tensors,
-    save_tensors,
-    write_json,
-)
+from sddlab.io import atomic_write_text, load_metadata, load_tensors, save_tensors, write_json
+from sddlab.store import RunStore, check_writable, find_runs, index
 
 
 def test_atomic_writes_replace_whole_files_and_leave_no_temporaries(tmp_path):

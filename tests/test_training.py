@@ -10,9 +10,10 @@ import torch.nn.functional as F
 
 from sddlab import pruning
 from sddlab.config import DataConfig, ModelConfig, NoiseConfig, TrainingConfig
-from sddlab.data import prepare_data
+from sddlab.data.device import prepare_data
+from sddlab.metrics import evaluate
 from sddlab.models import build_model, prunable_names
-from sddlab.training import EpochStats, Schedule, StopRequested, evaluate, make_optimizer, train
+from sddlab.training import EpochStats, Schedule, Span, make_optimizer, train
 
 BATCH = 50  # 200 examples: 4 iterations per epoch
 
@@ -20,6 +21,11 @@ BATCH = 50  # 200 examples: 4 iterations per epoch
 @pytest.fixture(scope="module")
 def data(data_dir):
     return prepare_data(DataConfig(name="digits", subset=200), NoiseConfig(type="symmetric", rate=0.2), 0, data_dir)
+
+
+def span(training: TrainingConfig, schedule, start: int, end: int, stream: str = "test") -> Span:
+    """A span of the 4-iteration epochs of `data`, seed 0."""
+    return Span(training, schedule, start, end, per_epoch=4, seed=0, stream=stream)
 
 
 def model_and_mask(seed: int = 0, keep: float = 0.5):
@@ -48,7 +54,7 @@ def test_pruned_weights_and_optimizer_state_stay_exactly_zero(name, data):
     assert all((before[n][~mask[n]] != 0).any() for n in mask)  # the mask has something to zero
     optimizer = make_optimizer(model, training)
     schedule = Schedule.from_config(training, data.iterations_per_epoch(BATCH))
-    train(model, mask, data, training, optimizer, schedule, start=0, end=12, seed=0, stream="test")
+    train(model, mask, data, span(training, schedule, 0, 12), optimizer)
     checked = 0
     for n in mask:
         assert (params[n][~mask[n]] == 0).all(), f"{n}: a pruned weight is not exactly zero"
@@ -69,7 +75,7 @@ def test_training_is_deterministic(data):
     for _ in range(2):
         model, mask = model_and_mask(seed=3)
         optimizer = make_optimizer(model, training)
-        train(model, mask, data, training, optimizer, Schedule(0.05), start=0, end=10, seed=0, stream="test")
+        train(model, mask, data, span(training, Schedule(0.05), 0, 10), optimizer)
         states.append(model.state_dict())
     assert all(torch.equal(states[0][key], states[1][key]) for key in states[0])
 
@@ -123,12 +129,12 @@ def test_train_sets_the_lr_by_absolute_iteration_and_reports_absolute_epochs(dat
         return 0.01 * (iteration + 1)
 
     epochs: list[EpochStats] = []
-    train(model, mask, data, training, optimizer, schedule, start=5, end=13, seed=0, stream="t",
-          on_epoch=epochs.append, track=True)
+    train(model, mask, data, span(training, schedule, 5, 13), optimizer, on_epoch=epochs.append, track=True)
     assert asked == list(range(5, 13))
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.13)
     # 4 iterations per epoch: [5, 8) ends epoch 2, [8, 12) epoch 3, [12, 13) the start of epoch 4
-    assert [(s.epoch, s.iteration, s.last_epoch) for s in epochs] == [(2, 8, 4), (3, 12, 4), (4, 13, 4)]
+    assert [(s.epoch, s.iteration, s.last_epoch, s.finished) for s in epochs] == [
+        (2, 8, 4, False), (3, 12, 4, False), (4, 13, 4, True)]
     assert epochs[0].lr == pytest.approx(0.08) and math.isfinite(epochs[0].train_loss)
     assert 0.0 <= epochs[1].train_acc <= 1.0
 
@@ -137,43 +143,53 @@ def test_untracked_epochs_report_no_train_stats(data):
     training = TrainingConfig(batch_size=BATCH, optimizer="sgd", lr=0.1)
     model, mask = model_and_mask()
     epochs: list[EpochStats] = []
-    train(model, mask, data, training, make_optimizer(model, training), Schedule(0.1), start=0, end=8, seed=0,
-          stream="t", on_epoch=epochs.append)
+    train(model, mask, data, span(training, Schedule(0.1), 0, 8), make_optimizer(model, training),
+          on_epoch=epochs.append)
     assert len(epochs) == 2 and epochs[0].train_loss is None and epochs[0].train_acc is None
 
 
-def test_stop_request_checkpoints_at_an_epoch_boundary_first(data):
-    training = TrainingConfig(batch_size=BATCH, optimizer="sgd", lr=0.1)
-    model, mask = model_and_mask()
-    optimizer = make_optimizer(model, training)
-    saved: list[int] = []
-    with pytest.raises(StopRequested):
-        train(model, mask, data, training, optimizer, Schedule(0.1), start=0, end=12, seed=0, stream="t",
-              checkpoint=saved.append, checkpoint_every=3600, should_stop=lambda: True)
-    assert saved == [4]
-    # on the level's last epoch there is nothing left to stop: it ends normally, no checkpoint
-    saved.clear()
-    train(model, mask, data, training, optimizer, Schedule(0.1), start=8, end=12, seed=0, stream="t",
-          checkpoint=saved.append, should_stop=lambda: True)
-    assert saved == []
+def test_a_span_resumed_at_an_epoch_boundary_continues_exactly(data):
+    training = TrainingConfig(batch_size=BATCH, optimizer="sgd", lr=0.1, momentum=0.9)
+    straight, _ = model_and_mask(seed=5)
+    model, mask = model_and_mask(seed=5)
+    optimizer = make_optimizer(straight, training)
+    train(straight, mask, data, span(training, Schedule(0.1), 0, 12), optimizer)
+    first = make_optimizer(model, training)
+    whole = span(training, Schedule(0.1), 0, 12)
+    train(model, mask, data, span(training, Schedule(0.1), 0, 8), first)
+    train(model, mask, data, whole.resumed_at(8), first)  # same optimizer state, the rest of the span
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), model.state_dict().values(),
+                                                   strict=True))
 
 
-def test_checkpoint_every_zero_checkpoints_each_epoch_but_the_last(data):
-    training = TrainingConfig(batch_size=BATCH, optimizer="sgd", lr=0.1)
-    model, mask = model_and_mask()
-    saved: list[int] = []
-    train(model, mask, data, training, make_optimizer(model, training), Schedule(0.1), start=0, end=12, seed=0,
-          stream="t", checkpoint=saved.append, checkpoint_every=0)
-    assert saved == [4, 8]
+def test_span_counts_the_epochs_it_touches():
+    training = TrainingConfig()
+    assert span(training, Schedule(0.1), 0, 12).epochs == 3
+    assert span(training, Schedule(0.1), 5, 13).epochs == 3  # epochs 2, 3 and the start of 4
+    assert span(training, Schedule(0.1), 5, 13).last_epoch == 4
 
 
 def test_evaluate_matches_a_direct_computation(data):
     model, _ = model_and_mask()
     model.train()
-    result = evaluate(model, data.x_test, data.y_test, data.spec.eval_transform)
+    result = evaluate(model, data.x_test, data.y_test, transform=data.spec.eval_transform)
     with torch.no_grad():
         logits = model(data.x_test)
     assert result.loss == pytest.approx(float(F.cross_entropy(logits.double(), data.y_test)), rel=1e-5)
     assert result.acc == pytest.approx(float((logits.argmax(1) == data.y_test).double().mean()))
     assert torch.equal(result.predictions, logits.argmax(1))
     assert model.training  # the mode is restored
+
+
+def test_evaluate_with_a_state_and_a_mask_leaves_the_model_untouched(data):
+    model, mask = model_and_mask()
+    before = {name: t.clone() for name, t in model.state_dict().items()}
+    shifted = {name: t + 0.01 for name, t in model.named_parameters()}
+    result = evaluate(model, data.x_test, data.y_test, state=shifted, mask=mask, chunk=7)
+    assert all(torch.equal(before[name], t) for name, t in model.state_dict().items())
+    reference, _ = model_and_mask()
+    with torch.no_grad():
+        for name, p in reference.named_parameters():
+            p.copy_(shifted[name] * mask[name] if name in mask else shifted[name])
+    expected = evaluate(reference, data.x_test, data.y_test)
+    assert result.loss == pytest.approx(expected.loss, rel=1e-6) and result.acc == expected.acc

@@ -76,12 +76,13 @@ class AnalysisCache:
     def save(self, item: str, rows: list[dict[str, Any]]) -> None:
         write_json(self._item_path(item), rows, indent=1)
 
+    def missing(self, levels: list[int]) -> list[int]:
+        """The levels without a finished item (what a call would compute, for its cost line)."""
+        return [level for level in levels if not self.has(level_item(level))]
+
     # -- trained weights --------------------------------------------------------------------------
     def weights_path(self, item: str) -> Path:
         return self.dir / "weights" / f"{item}.safetensors"
-
-    def has_weights(self, item: str) -> bool:
-        return self.weights_path(item).exists()
 
     def save_weights(self, item: str, tensors: dict[str, torch.Tensor]) -> None:
         save_tensors(self.weights_path(item), tensors)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item, say
-from sddlab.analyses.levels import AnalysedRun, as_run
+from sddlab.analyses.cache import AnalysisCache, AnalysisResult, say
+from sddlab.analyses.levels import AnalysedRun, OpenedLevel, as_run
 from sddlab.analyses.math.hessian import estimate_cost, hessian_trace, top_eigenvalue
 from sddlab.errors import ConfigError
 from sddlab.figures.panels import curvature_figure
@@ -22,8 +22,7 @@ from sddlab.seeds import torch_stream
 def curvature(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, subset: int | None = 1000,
               probes: int = 50, eig_iters: int = 50, method: Literal["power", "lanczos"] = "power",
               tol: float = 1e-3, batch_size: int | None = None, mode: Literal["forward", "reverse"] = "reverse",
-              progress: bool = True,
-              data_dir: str | Path = "data", device: str = "auto") -> AnalysisResult:
+              progress: bool = True, data_dir: str | Path = "data", device: str = "auto") -> AnalysisResult:
     """Hessian trace (mean and standard error over ``probes``) and top eigenvalue per level.
 
     ``subset``: training examples used (None: all); ``batch_size`` chunks them (None: one chunk).
@@ -37,28 +36,22 @@ def curvature(run: AnalysedRun | str | Path, levels: list[int] | None = None, *,
     options = {"version": 1, "subset": subset, "probes": probes, "eig_iters": eig_iters, "method": method,
                "tol": tol, "batch_size": batch_size, "mode": mode}
     cache = AnalysisCache(run.dir, "curvature", options)
-    todo = [lv for lv in levels if not cache.has(level_item(lv))]
+    todo = cache.missing(levels)
     if todo:
         n = len(run.eval_set("train", subset)[1])
         cost = estimate_cost(n, probes=probes, eig_iters=eig_iters, method=method, batch_size=batch_size)
         say(f"curvature: {len(todo)} levels x ({cost}) on {n} training examples", progress)
 
-    def compute(item: str) -> list[dict]:
-        level = int(item.removeprefix("level_"))
-        mask, weights = run.level_state(level)
-        model = run.load_model(weights, mask)
+    def compute(opened: OpenedLevel) -> list[dict]:
+        model, mask, level = opened.model(), opened.mask, opened.level
         x, y = run.eval_set("train", subset)
         trace, stderr = hessian_trace(model, mask, x, y, probes=probes, batch_size=batch_size, mode=mode,
                                       generator=torch_stream(run.seed, "curvature", level, "trace"))
         top = top_eigenvalue(model, mask, x, y, iters=eig_iters, tol=tol, method=method, batch_size=batch_size,
                              mode=mode, generator=torch_stream(run.seed, "curvature", level, "eigen"))
-        record = run.record(level)
-        return [{"level": level, "sparsity": record["sparsity"], "remaining": record["remaining"],
-                 "test_acc": record["test_acc"], "hessian_trace": trace, "hessian_trace_se": stderr,
-                 "top_eigenvalue": top, "examples": len(y), "probes": probes}]
+        return [opened.row(test_acc=opened.record["test_acc"], hessian_trace=trace, hessian_trace_se=stderr,
+                           top_eigenvalue=top, examples=len(y), probes=probes)]
 
-    table = cache.items([level_item(lv) for lv in levels], compute, desc="curvature", progress=progress)
+    table = run.per_level(cache, levels, compute, desc="curvature", progress=progress)
     return AnalysisResult("curvature", table, curvature_figure(table), cache.dir,
                           summary=f"curvature: {len(levels)} levels, {probes} probes, {eig_iters} eigen-iterations")
-
-

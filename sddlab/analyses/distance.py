@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item
-from sddlab.analyses.levels import AnalysedRun, as_run
+from sddlab.analyses.cache import AnalysisCache, AnalysisResult
+from sddlab.analyses.levels import AnalysedRun, OpenedLevel, as_run
 from sddlab.figures.panels import distance_figure, layer_figure
 
 VARIANTS: tuple[str, ...] = (
@@ -50,7 +50,7 @@ def _squares(init: torch.Tensor, rewind: torch.Tensor, weights: torch.Tensor, ke
     }
 
 
-def _rows(level: int, record: dict, squares: dict[str, dict[str, float]]) -> list[dict]:
+def _rows(opened: OpenedLevel, squares: dict[str, dict[str, float]]) -> list[dict]:
     network = {key: sum(part[key] for part in squares.values()) for key in next(iter(squares.values()))}
     rows = []
     for layer, part in [(ALL_LAYERS, network), *squares.items()]:
@@ -65,9 +65,9 @@ def _rows(level: int, record: dict, squares: dict[str, dict[str, float]]) -> lis
         values["distance_rewind_normalised"] = values["distance_rewind"] / root
         for variant in VARIANTS:
             rows.append({
-                "level": level,
-                "sparsity": record["sparsity"],
-                "test_acc": record["test_acc"],
+                "level": opened.level,
+                "sparsity": opened.sparsity,
+                "test_acc": opened.record["test_acc"],
                 "layer": layer,
                 "remaining": int(remaining),
                 "layer_sparsity": 1.0 - remaining / part["total"],
@@ -98,19 +98,15 @@ def distance(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, 
     levels = run.resolve_levels(levels)
     cache = AnalysisCache(run.dir, "distance", {"version": 1})
     init, rewind = run.init_state(), run.rewind_state()
-    records = {int(r["level"]): r for r in run.records()}
 
-    def compute(item: str) -> list[dict]:
-        level = int(item.removeprefix("level_"))
-        mask, weights = run.level_state(level)
-        squares = {name: _squares(init[name], rewind[name], weights[name], keep) for name, keep in mask.items()}
-        return _rows(level, records[level], squares)
+    def compute(opened: OpenedLevel) -> list[dict]:
+        squares = {name: _squares(init[name], rewind[name], opened.weights[name], keep)
+                   for name, keep in opened.mask.items()}
+        return _rows(opened, squares)
 
-    table = cache.items([level_item(lv) for lv in levels], compute, desc="distance", progress=progress)
+    table = run.per_level(cache, levels, compute, desc="distance", progress=progress)
     network = wide(table)
     return AnalysisResult("distance", table, distance_figure(network, VARIANTS, run.config.name), cache.dir,
                           summary=f"learning distance: {len(levels)} levels, {len(VARIANTS)} variants",
                           display=network, extra={"wide": network,
                                  "distance_layers": layer_figure(layer_rows(table), "distance_init")})
-
-

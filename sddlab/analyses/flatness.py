@@ -1,6 +1,6 @@
 """Phases of one or many runs, and flatness measured at the four phase sparsities (Figures 6-8).
 
-`phases` runs `sddlab.analysis.detect_phases` on the level table of one run or several (seeds are
+`phases` runs `sddlab.phases.detect_phases` on the level table of one run or several (seeds are
 averaged per level). `flatness` detects the phases of one run and, at its landmarks -- the dense
 level 0, the critical minimum, the sweet peak and the collapse (those that exist) -- runs re-dense
 training, the sparse-to-re-dense interpolation, 1-D loss curves and the Hessian measures, each
@@ -57,9 +57,8 @@ def phases(runs: AnalysedRun | str | Path | Sequence[AnalysedRun | str | Path], 
 
 def landmarks(report: PhaseReport) -> dict[str, int]:
     """Landmark name -> level: dense (0), critical, sweet, collapse; those the report did not find are left out."""
-    found = {"dense": 0, "critical": report.critical_level, "sweet": report.sweet_level,
-             "collapse": report.collapse_level}
-    return {name: int(level) for name, level in found.items() if level is not None}
+    found = {"critical": report.critical, "sweet": report.sweet, "collapse": report.collapse}
+    return {"dense": 0, **{name: int(mark.level) for name, mark in found.items() if mark is not None}}
 
 
 def flatness(run: AnalysedRun | str | Path, *, levels: dict[str, int] | None = None,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item
-from sddlab.analyses.levels import SPLITS, AnalysedRun, as_run
+from sddlab.analyses.cache import AnalysisCache, AnalysisResult
+from sddlab.analyses.levels import SPLITS, AnalysedRun, OpenedLevel, as_run
 from sddlab.analyses.math.linear_path import DEFAULT_ALPHAS, interpolate
-from sddlab.analyses.redense import load_redense, redense
+from sddlab.analyses.redense import redense, redense_weights
 from sddlab.figures.paths import interpolation_figure
 
 
@@ -45,25 +45,21 @@ def interpolation(run: AnalysedRun | str | Path, levels: list[int] | None = None
     run = as_run(run, data_dir, device)
     levels = run.resolve_levels(levels)
     dense = redense(run, levels, duration=duration, lr=lr, progress=progress)
+    chosen = dense.extra["settings"]
     alphas = [float(a) for a in alphas]
     options = {"version": 1, "alphas": alphas, "subset": subset, "bn_recalibrate": bn_recalibrate,
-               "redense": dense.extra["settings"].options()}
+               "redense": chosen.options()}
     cache = AnalysisCache(run.dir, "interpolation", options)
 
-    def compute(item: str) -> list[dict]:
-        level = int(item.removeprefix("level_"))
-        mask, weights = run.level_state(level)
-        model = run.load_model(weights, mask)
-        sparse = {name: t.detach().clone() for name, t in model.state_dict().items()}
+    def compute(opened: OpenedLevel) -> list[dict]:
+        model = opened.model()  # the sparse end; a template only, never modified
         sets = {split: run.eval_set(split, subset) for split in SPLITS}
         recalibrate = sets["train"][0] if bn_recalibrate else None
-        curve = interpolate(sparse, load_redense(run, level, duration, lr), model, sets, alphas,
+        curve = interpolate(model.state_dict(), redense_weights(run, chosen, opened.level), model, sets, alphas,
                             batch_size=run.runtime.eval_chunk, bn_recalibrate=recalibrate)
-        curve.insert(0, "sparsity", run.record(level)["sparsity"])
-        curve.insert(0, "level", level)
-        return curve.to_dict("records")
+        return [{"level": opened.level, "sparsity": opened.sparsity, **row} for row in curve.to_dict("records")]
 
-    table = cache.items([level_item(lv) for lv in levels], compute, desc="interpolation", progress=progress)
+    table = run.per_level(cache, levels, compute, desc="interpolation", progress=progress)
     summary = barriers(table)
     labelled = table.assign(split=[f"level {lv} {s}" for lv, s in zip(table["level"], table["split"], strict=True)])
     figure = interpolation_figure(labelled, title="Sparse (alpha 0) to re-dense (alpha 1) interpolation")

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item
-from sddlab.analyses.levels import SPLITS, AnalysedRun, as_run
+from sddlab.analyses.cache import AnalysisCache, AnalysisResult
+from sddlab.analyses.levels import SPLITS, AnalysedRun, OpenedLevel, as_run
 from sddlab.analyses.math.directions import filter_normalised_direction, loss_curve_1d
 from sddlab.errors import ConfigError
 from sddlab.figures.paths import loss_curve_figure
@@ -54,23 +54,19 @@ def landscape(run: AnalysedRun | str | Path, levels: list[int] | None = None, *,
     cache = AnalysisCache(run.dir, "landscape", {"version": 1, "alphas": alphas, "directions": directions,
                                                  "subset": subset})
 
-    def compute(item: str) -> list[dict]:
-        level = int(item.removeprefix("level_"))
-        mask, weights = run.level_state(level)
-        model = run.load_model(weights, mask)
+    def compute(opened: OpenedLevel) -> list[dict]:
+        model, mask = opened.model(), opened.mask
         rows = []
         for d in range(directions):
             direction = filter_normalised_direction(model, mask, generator=torch_stream(run.seed, "direction", d))
             for split in SPLITS:
                 x, y = run.eval_set(split, subset)
                 curve = loss_curve_1d(model, mask, direction, x, y, alphas, batch_size=run.runtime.eval_chunk)
-                curve.insert(0, "split", split)
-                curve.insert(0, "direction", d)
-                rows.extend(curve.to_dict("records"))
-        sparsity = run.record(level)["sparsity"]
-        return [{"level": level, "sparsity": sparsity, **row} for row in rows]
+                rows.extend({"level": opened.level, "sparsity": opened.sparsity, "direction": d, "split": split, **row}
+                            for row in curve.to_dict("records"))
+        return rows
 
-    table = cache.items([level_item(lv) for lv in levels], compute, desc="1-D loss curves", progress=progress)
+    table = run.per_level(cache, levels, compute, desc="1-D loss curves", progress=progress)
     sharp = sharpness(table, probe)
     train = table[(table["split"] == "train") & (table["direction"] == 0)]
     figure = loss_curve_figure(train.assign(label=[f"level {lv}" for lv in train["level"]]),

@@ -1,8 +1,9 @@
 """A run directory opened for analysis, and the one per-level driver every level-wise analysis uses.
 
-`AnalysedRun.per_level(cache, levels, compute)` opens each finished level once (record, mask, final
-weights), hands it to `compute(level) -> rows` and caches the rows, so an analysis is only its
-measurement.
+`AnalysedRun.per_level(cache, levels, compute)` opens each unfinished level once (record, mask, final
+weights) as an `OpenedLevel`, hands it to `compute(opened) -> rows` and caches the rows, so an analysis
+is only its measurement. Levels are ints throughout; the cache's item names are made from them, never
+read back.
 """
 
 from __future__ import annotations
@@ -156,7 +157,6 @@ class AnalysedRun:
         with torch.no_grad():
             return data.spec.eval_transform(x), y
 
-
     # -- the per-level driver ---------------------------------------------------------------------
     def per_level(self, cache: AnalysisCache, levels: list[int], compute: Callable[[OpenedLevel], list[dict]],
                   desc: str = "", progress: bool = True) -> pd.DataFrame:
@@ -180,14 +180,22 @@ class OpenedLevel:
     mask: Mask
     weights: Weights
 
+    @property
+    def item(self) -> str:
+        """The level's item name in an analysis cache (its trained weights are stored under it)."""
+        return level_item(self.level)
+
+    @property
+    def sparsity(self) -> float:
+        return self.record["sparsity"]
+
     def model(self) -> torch.nn.Module:
         """The run's model holding this level's weights, pruned weights at exactly zero."""
         return self.run.load_model(self.weights, self.mask)
 
     def row(self, **values: Any) -> dict[str, Any]:
         """A table row that starts with the level, its sparsity and remaining weights."""
-        return {"level": self.level, "sparsity": self.record["sparsity"], "remaining": self.record["remaining"],
-                **values}
+        return {"level": self.level, "sparsity": self.sparsity, "remaining": self.record["remaining"], **values}
 
 
 def as_run(run: AnalysedRun | str | Path, data_dir: str | Path = "data", device: str = "auto") -> AnalysedRun:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from sddlab import pruning
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item, say
-from sddlab.analyses.levels import AnalysedRun, Weights, as_run
+from sddlab.analyses.levels import AnalysedRun, OpenedLevel, Weights, as_run
 from sddlab.config import TrainingConfig
 from sddlab.duration import Duration
 from sddlab.errors import ConfigError
@@ -39,13 +39,26 @@ def final_lr(training: TrainingConfig, per_epoch: int) -> float:
 
 @dataclasses.dataclass(frozen=True)
 class RedenseSettings:
-    duration: str
-    iterations: int
-    lr: float
+    """The run's training settings at a constant LR for the re-dense length, and that length in iterations."""
+
     training: TrainingConfig
+    iterations: int
+
+    @property
+    def lr(self) -> float:
+        return self.training.lr
+
+    @property
+    def duration(self) -> str:
+        return str(self.training.duration)
 
     def options(self) -> dict[str, Any]:
         return {"version": 1, "duration": self.duration, "lr": self.lr}
+
+    def span(self, run: AnalysedRun, stream: str) -> Span:
+        """Iterations [0, iterations) at the constant LR, in the run's data order, augmented from `stream`."""
+        schedule = Schedule(base_lr=self.lr, total=self.iterations)
+        return Span(self.training, schedule, 0, self.iterations, run.setup.per_epoch, run.seed, stream)
 
 
 def settings(run: AnalysedRun, duration: str | None = None, lr: float | None = None) -> RedenseSettings:
@@ -63,31 +76,27 @@ def settings(run: AnalysedRun, duration: str | None = None, lr: float | None = N
     lr = float(lr) if lr is not None else final_lr(config, per_epoch)
     training = config.model_copy(update={"lr": lr, "schedule": "constant", "warmup": Duration(0, "it"),
                                          "duration": length})
-    return RedenseSettings(str(length), iterations, lr, training)
+    return RedenseSettings(training, iterations)
 
 
-def redense_weights(run: AnalysedRun, level: int, chosen: RedenseSettings, cache: AnalysisCache,
-                    progress: bool = True) -> list[dict[str, Any]]:
+def redense_level(opened: OpenedLevel, chosen: RedenseSettings, cache: AnalysisCache,
+                  progress: bool = True) -> list[dict[str, Any]]:
     """Train one level's re-dense network (weights saved in the cache); rows for sparse and re-dense."""
-    mask, weights = run.level_state(level)
-    model = run.load_model(weights, mask)  # pruned weights restored at exactly zero
-    sparse = {name: t.detach().clone() for name, t in model.state_dict().items()}
-    before = measure(model, run.setup.data, run.runtime)
-    dense = pruning.dense_mask(model, run.setup.prunable)
-    span = Span(chosen.training, Schedule(base_lr=chosen.lr, total=chosen.iterations), 0, chosen.iterations,
-                run.setup.per_epoch, run.seed, f"redense-{level_item(level)}")
-    run.train(model, dense, span, f"re-dense level {level}", progress)
-    after = measure(model, run.setup.data, run.runtime)
-    cache.save_weights(level_item(level), model.state_dict())
+    run = opened.run
+    model = opened.model()  # pruned weights restored at exactly zero
     params = dict(model.named_parameters())
-    moved = sum(float(((params[n].detach() - sparse[n]).double() ** 2).sum()) for n in mask) ** 0.5
-    regrown = sum(float(((params[n].detach() * ~mask[n]).double() ** 2).sum()) for n in mask) ** 0.5
-    record = run.record(level)
-    common = {"level": level, "sparsity": record["sparsity"], "remaining": record["remaining"],
-              "lr": chosen.lr, "iterations": chosen.iterations}
+    sparse = {name: params[name].detach().clone() for name in opened.mask}
+    before = measure(model, run.setup.data, run.runtime)
+    every = pruning.dense_mask(model, run.setup.prunable)
+    run.train(model, every, chosen.span(run, f"redense-{opened.item}"), f"re-dense level {opened.level}", progress)
+    after = measure(model, run.setup.data, run.runtime)
+    cache.save_weights(opened.item, model.state_dict())
+    moved = sum(float(((params[n].detach() - sparse[n]).double() ** 2).sum()) for n in opened.mask) ** 0.5
+    regrown = sum(float(((params[n].detach() * ~keep).double() ** 2).sum()) for n, keep in opened.mask.items()) ** 0.5
+    common = {"lr": chosen.lr, "iterations": chosen.iterations}
     return [
-        {**common, "model": "sparse", **before, "moved": 0.0, "regrown": 0.0},
-        {**common, "model": "redense", **after, "moved": moved, "regrown": regrown},
+        opened.row(**common, model="sparse", **before, moved=0.0, regrown=0.0),
+        opened.row(**common, model="redense", **after, moved=moved, regrown=regrown),
     ]
 
 
@@ -98,34 +107,31 @@ def redense(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, d
 
     ``model`` is ``sparse`` (the level's own weights) or ``redense``; ``moved`` is ||w_redense - w_sparse||
     and ``regrown`` the norm of the re-dense weights at the formerly pruned coordinates.
+    ``extra['settings']`` is the resolved `RedenseSettings`.
     """
     run = as_run(run, data_dir, device)
     levels = run.resolve_levels(levels)
     chosen = settings(run, duration, lr)
     cache = AnalysisCache(run.dir, "redense", chosen.options())
-    todo = [lv for lv in levels if not cache.has(level_item(lv))]
+    todo = cache.missing(levels)
     if todo:
         say(f"re-dense: {len(todo)} levels x {chosen.iterations:,} iterations = {len(todo) * chosen.iterations:,} "
             f"iterations at constant LR {chosen.lr:.3g} ({chosen.duration})", progress)
-    table = cache.items([level_item(lv) for lv in levels],
-                        lambda item: redense_weights(run, int(item[6:]), chosen, cache, progress),
-                        desc="re-dense", progress=progress)
+    table = run.per_level(cache, levels, lambda opened: redense_level(opened, chosen, cache, progress),
+                          desc="re-dense", progress=progress)
     line = f"re-dense: {len(levels)} levels, {chosen.iterations} iterations at LR {chosen.lr:.3g}"
-    return AnalysisResult("redense", table, redense_figure(table), cache.dir, summary=line, display=display(table),
-                          extra={"settings": chosen})
+    return AnalysisResult("redense", table, redense_figure(table), cache.dir, summary=line,
+                          display=side_by_side(table), extra={"settings": chosen})
 
 
-def load_redense(run: AnalysedRun, level: int, duration: str | None = None, lr: float | None = None) -> Weights:
-    """The cached re-dense weights of one level (run `redense` first)."""
-    cache = AnalysisCache(run.dir, "redense", settings(run, duration, lr).options())
-    return cache.load_weights(level_item(level), run.device)
+def redense_weights(run: AnalysedRun, chosen: RedenseSettings, level: int) -> Weights:
+    """The cached re-dense weights of one level (trained by `redense` with the settings `chosen`)."""
+    return AnalysisCache(run.dir, "redense", chosen.options()).load_weights(level_item(level), run.device)
 
 
-def display(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per level: sparse and re-dense test / noisy-train accuracy side by side."""
+def side_by_side(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per level: sparse and re-dense test / noisy-train accuracy and train loss side by side."""
     out = table.pivot_table(index=["level", "sparsity"], columns="model",
                             values=["test_acc", "train_acc_noisy", "train_loss"])
     out.columns = [f"{metric}_{model}" for metric, model in out.columns]
     return out.reset_index()
-
-

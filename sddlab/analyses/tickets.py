@@ -23,13 +23,13 @@ from typing import Any
 
 import pandas as pd
 
-from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item, say
-from sddlab.analyses.levels import AnalysedRun, as_run
+from sddlab import runs
+from sddlab.analyses.cache import AnalysisCache, AnalysisResult, say
+from sddlab.analyses.levels import AnalysedRun, OpenedLevel, as_run
 from sddlab.config import Config
 from sddlab.figures.curve import comparison_figure
 from sddlab.metrics import learning_distance, measure
 from sddlab.models import build_model
-from sddlab.pruning import remaining
 from sddlab.seeds import stream_seed
 from sddlab.store import RunStore
 
@@ -45,19 +45,17 @@ def reinit_state(run: AnalysedRun, level: int) -> dict[str, Any]:
     return {name: t.to(run.device) for name, t in fresh.state_dict().items()}
 
 
-def train_reinit(run: AnalysedRun, level: int, cache: AnalysisCache, progress: bool = True) -> list[dict[str, Any]]:
-    """Train `level`'s mask from a fresh init over the ticket's window; save weights, return its row."""
-    mask, _ = run.level_state(level)
-    init = reinit_state(run, level)
-    model = run.load_model(init, mask)
-    span = run.level_span(level, stream=level_item(level))
-    run.train(model, mask, span, f"re-init level {level}", progress)
-    cache.save_weights(level_item(level), model.state_dict())
+def reinit_level(opened: OpenedLevel, cache: AnalysisCache, progress: bool = True) -> list[dict[str, Any]]:
+    """Train the level's mask from a fresh init over the ticket's window; save the weights, return its row."""
+    run = opened.run
+    init = reinit_state(run, opened.level)
+    model = run.load_model(init, opened.mask)
+    run.train(model, opened.mask, run.level_span(opened.level), f"re-init level {opened.level}", progress)
+    cache.save_weights(opened.item, model.state_dict())
     params = dict(model.named_parameters())
-    record = run.record(level)
-    return [{"variant": "reinit", "level": level, "sparsity": record["sparsity"], "remaining": remaining(mask),
-             **measure(model, run.setup.data, run.runtime), "iterations": span.end - span.start,
-             "learning_distance": learning_distance(init, {n: params[n].detach() for n in mask}, mask, True)}]
+    trained = {name: params[name].detach() for name in opened.mask}
+    return [opened.row(variant="reinit", **measure(model, run.setup.data, run.runtime),
+                       learning_distance=learning_distance(init, trained, opened.mask, True))]
 
 
 def oneshot_config(config: Config, levels: int) -> Config:
@@ -68,19 +66,15 @@ def oneshot_config(config: Config, levels: int) -> Config:
 
 def run_oneshot(run: AnalysedRun, levels: list[int], results: str | Path | None, progress: bool) -> pd.DataFrame:
     """Run (or read back) the one-shot twin of the run; its records of `levels`."""
-    import sddlab
-
     config = oneshot_config(run.config, max(levels))
     results = Path(results) if results is not None else run.dir.parent
-    target = results / config.run_name()
-    done = len(_records(target))
-    todo = config.experiment.levels + 1 - done
+    todo = config.experiment.levels + 1 - len(_records(results / config.run_name()))
     if todo > 0:
         span = run.level_span(1)
-        start, end = span.start, span.end
-        say(f"one-shot: {todo} levels x {end - start:,} iterations = {todo * (end - start):,} iterations "
+        iterations = span.end - span.start
+        say(f"one-shot: {todo} levels x {iterations:,} iterations = {todo * iterations:,} iterations "
             f"(run {config.run_name()} in {results})", progress)
-    run_dir = sddlab.run(config, results, data_dir=run.data_dir, runtime=run.runtime, progress=progress)
+    run_dir = runs.run(config, results, data_dir=run.data_dir, runtime=run.runtime, progress=progress)
     records = pd.DataFrame(_records(run_dir))
     return records[records["level"].isin(levels)].assign(variant="oneshot")
 
@@ -100,14 +94,12 @@ def tickets(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, o
     run = as_run(run, data_dir, device)
     levels = run.resolve_levels(levels)
     cache = AnalysisCache(run.dir, "tickets", {"version": 1})
-    todo = [lv for lv in levels if not cache.has(level_item(lv))]
+    todo = cache.missing(levels)
     if todo:
-        spans = [(span.start, span.end) for span in map(run.level_span, todo)]
-        total = sum(end - start for start, end in spans)
-        say(f"re-init: {len(todo)} levels x {spans[0][1] - spans[0][0]:,} iterations = {total:,} iterations", progress)
-    reinit = cache.items([level_item(lv) for lv in levels],
-                         lambda item: train_reinit(run, int(item[6:]), cache, progress),
-                         desc="re-init", progress=progress)
+        iterations = [span.end - span.start for span in map(run.level_span, todo)]
+        say(f"re-init: {len(todo)} levels x {iterations[0]:,} iterations = {sum(iterations):,} iterations", progress)
+    reinit = run.per_level(cache, levels, lambda opened: reinit_level(opened, cache, progress), desc="re-init",
+                           progress=progress)
     ticket = pd.DataFrame([r for r in run.records() if int(r["level"]) in levels]).assign(variant="ticket")
     frames = [ticket, reinit]
     if oneshot and run.config.pruning.strategy == "oneshot":

@@ -53,7 +53,8 @@ def corrupt_labels(
     if rate > 0:
         if kind == "asymmetric":
             if not asymmetric:
-                raise ConfigError("noise.type", kind, "random, symmetric or pairflip for this data set (no asymmetric map)")
+                raise ConfigError("noise.type", kind,
+                                  "random, symmetric or pairflip for this data set (no asymmetric map)")
             for source in sorted(asymmetric):
                 members = np.flatnonzero(clean == source)
                 chosen = rng.choice(members, size=_count(rate, len(members)), replace=False)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -45,7 +45,6 @@ class DatasetSpec:
     asymmetric: dict[int, int] | None = None  # class -> class for asymmetric noise
     train_transform: TrainTransform = _identity_train
     eval_transform: EvalTransform = _identity_eval
-    extra: dict = field(default_factory=dict)
 
 
 DATASETS: dict[str, DatasetSpec] = {}

@@ -6,13 +6,14 @@ margin 0.01 absolute, z = 2 standard errors when there are several seeds, slack 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from sddlab.phases import PHASES, aggregate_levels, detect_phases
+from sddlab.phases import PHASES, Landmark, aggregate_levels, check_curve, detect_phases, print_checks
 
 # A LeNet/MNIST-like curve (paper Fig. 1: dense 0.834, minimum 0.765, peak 0.953), levels 0..24.
 PAPER_TEST = [
@@ -57,20 +58,20 @@ def _table(test, train, seed=None):
 def test_paper_like_curve():
     report = detect_phases(_table(PAPER_TEST, PAPER_TRAIN))
     assert report.has_double_descent
-    assert report.interpolation_threshold == 10
-    assert report.critical_level == 9 and report.critical_test_acc == pytest.approx(0.765)
-    assert report.sweet_level == 20 and report.sweet_test_acc == pytest.approx(0.953)
+    assert report.interpolation_threshold.level == 10
+    assert report.critical.level == 9 and report.critical.test_acc == pytest.approx(0.765)
+    assert report.sweet.level == 20 and report.sweet.test_acc == pytest.approx(0.953)
     # first level from which test stays more than 0.01 below the peak: 22 (level 21 is within the margin)
-    assert report.collapse_level == 22
+    assert report.collapse.level == 22
     assert report.peak_above_dense is True
     assert report.dip == pytest.approx(0.834 - 0.765) and report.rise == pytest.approx(0.953 - 0.765)
-    assert report.critical_sparsity == pytest.approx(1 - 0.8**9)
+    assert report.critical.sparsity == pytest.approx(1 - 0.8**9)
     assert report.to_frame()["phase"].tolist() == EXPECTED_PHASES
     assert report.phase_of(12) == "sweet"
     assert report.summary.startswith("Sparse double descent")
     assert "level 9" in report.summary and "level 20" in report.summary and "level 22" in report.summary
     data = report.to_dict()
-    assert json.loads(json.dumps(data, allow_nan=False))["critical_level"] == 9
+    assert json.loads(json.dumps(data, allow_nan=False))["critical"]["level"] == 9
     assert set(data["levels"][0]) == {"level", "sparsity", "test_acc", "test_se", "train_acc_noisy", "n", "phase"}
 
 
@@ -78,7 +79,7 @@ def test_rows_in_any_order_and_train_that_never_drops():
     table = _table(PAPER_TEST, [1.0] * len(PAPER_TEST)).sample(frac=1.0, random_state=0)
     report = detect_phases(table)
     assert report.interpolation_threshold is None
-    assert report.has_double_descent and report.critical_level == 9 and report.sweet_level == 20
+    assert report.has_double_descent and report.critical.level == 9 and report.sweet.level == 20
     assert "never falls below" in report.summary
 
 
@@ -89,9 +90,9 @@ def test_monotone_decline_is_no_double_descent():
     assert not report.has_double_descent
     assert report.summary.startswith("No double descent")
     assert "monotonically" in report.summary
-    assert report.critical_level is None and report.sweet_level is None
+    assert report.critical is None and report.sweet is None
     assert set(report.to_frame()["phase"]) <= {"light", "collapsed"}
-    assert report.collapse_level == 2  # 0.83 - 0.004 * 2**1.5 = 0.8187 < 0.82, and it never comes back
+    assert report.collapse.level == 2  # 0.83 - 0.004 * 2**1.5 = 0.8187 < 0.82, and it never comes back
 
 
 def test_dip_without_recovery_is_no_double_descent():
@@ -128,8 +129,8 @@ def test_noisy_multi_seed_double_descent():
     report = detect_phases(pd.concat(tables, ignore_index=True))
     assert report.n_seeds == 5
     assert report.has_double_descent
-    assert abs(report.critical_level - 9) <= 1
-    assert abs(report.sweet_level - 20) <= 2
+    assert abs(report.critical.level - 9) <= 1
+    assert abs(report.sweet.level - 20) <= 2
     assert "mean of 5 seeds" in report.summary
     frame = report.to_frame()
     assert (frame["n"] == 5).all() and (frame["test_se"] > 0).all()
@@ -149,7 +150,7 @@ def test_seed_noise_margin_rules_out_a_spurious_double_descent():
     assert "needed 0.049" in report.summary  # 2 * sqrt(2) * 0.03 / sqrt(3)
     # the same means seen as a single run pass the plain margin
     single = detect_phases(_table(means, train))
-    assert single.has_double_descent and single.critical_level == 3 and single.sweet_level == 5
+    assert single.has_double_descent and single.critical.level == 3 and single.sweet.level == 5
 
 
 def test_peak_below_dense_still_counts():
@@ -158,7 +159,7 @@ def test_peak_below_dense_still_counts():
     train = [1.0] * 6 + [0.98, 0.95, 0.90, 0.85, 0.70]
     report = detect_phases(_table(test, train))
     assert report.has_double_descent and report.peak_above_dense is False
-    assert report.critical_level == 5 and report.sweet_level == 8 and report.collapse_level == 10
+    assert report.critical.level == 5 and report.sweet.level == 8 and report.collapse.level == 10
     assert "not above the dense model" in report.summary
 
 
@@ -178,9 +179,9 @@ def test_other_columns_nans_and_errors():
 def test_smoothing_and_dense_that_does_not_fit():
     train = [0.97] * 10 + [0.95, 0.93, 0.90, 0.88, 0.86, 0.84, 0.82, 0.80, 0.78, 0.76, 0.74, 0.72, 0.70, 0.6, 0.5]
     report = detect_phases(_table(PAPER_TEST, train), smooth=3)
-    assert report.interpolation_threshold == 0
+    assert report.interpolation_threshold.level == 0
     assert "does not fit the noisy labels" in report.summary
-    assert report.has_double_descent and abs(report.critical_level - 9) <= 1
+    assert report.has_double_descent and abs(report.critical.level - 9) <= 1
 
 
 def test_aggregate_levels_means_over_seeds():
@@ -206,3 +207,91 @@ def test_phase_figure():
     assert figure.layout.xaxis.type == "log"
     assert len(figure.layout.shapes) == 4
     assert {trace.name for trace in figure.data} >= {"test accuracy", "critical minimum", "sweet peak", "collapse"}
+
+
+def _hand_table():
+    """Two seeds (+-0.001 around known means) at level numbers 0, 2, 4, ... so indices and levels differ."""
+    means = [0.80, 0.79, 0.75, 0.70, 0.72, 0.78, 0.85, 0.86, 0.855, 0.60, 0.50, 0.40]
+    train = [1.0, 1.0, 1.0, 1.0, 0.98, 0.95, 0.90, 0.85, 0.80, 0.70, 0.60, 0.50]
+    levels = 2 * np.arange(len(means))
+    seeds = [
+        pd.DataFrame({"level": levels, "sparsity": 1 - 0.8**levels, "test_acc": np.array(means) + offset,
+                      "train_acc_noisy": train, "seed": seed})
+        for seed, offset in enumerate([-0.001, 0.001])
+    ]
+    return pd.concat(seeds, ignore_index=True)
+
+
+def test_landmarks_match_a_hand_computation():
+    table = _hand_table()
+    report = detect_phases(table)
+    means = table.groupby("level")[["sparsity", "test_acc", "train_acc_noisy"]].mean()
+    levels = means.index.tolist()
+    test, train = means["test_acc"].tolist(), means["train_acc_noisy"].tolist()
+    # threshold: first level with train < 0.99; window: the levels after dense up to two past it
+    threshold = next(i for i, acc in enumerate(train) if acc < 0.99)
+    window = range(1, threshold + 2 + 1)
+    critical = min(window, key=lambda i: test[i])  # the argmin inside the window ...
+    assert test[critical] > min(test)  # ... which is not the argmin of the whole curve
+    sweet = max(range(critical + 1, len(test)), key=lambda i: test[i])
+    # collapse: first level after the peak from which every later level is more than 0.01 below it
+    collapse = next(k for k in range(sweet + 1, len(test)) if all(t < test[sweet] - 0.01 for t in test[k:]))
+    assert (threshold, critical, sweet, collapse) == (4, 3, 7, 9)  # the construction, for the reader
+
+    def expected(i):
+        return Landmark(levels[i], means["sparsity"].iloc[i], test[i])
+
+    assert report.has_double_descent and report.n_seeds == 2
+    for found, i in ((report.interpolation_threshold, threshold), (report.critical, critical),
+                     (report.sweet, sweet), (report.collapse, collapse)):
+        assert isinstance(found, Landmark)
+        assert found.level == expected(i).level and isinstance(found.level, int)
+        assert found.sparsity == pytest.approx(expected(i).sparsity)
+        assert found.test_acc == pytest.approx(expected(i).test_acc)
+    assert report.dip == pytest.approx(test[0] - test[critical])
+    assert report.rise == pytest.approx(test[sweet] - test[critical])
+    assert report.phase_of(levels[collapse]) == "collapsed" and report.phase_of(levels[collapse - 1]) == "sweet"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.critical.level = 0
+
+
+def test_to_dict_round_trips_through_strict_json():
+    table = _hand_table()
+    table.loc[table["level"] == 22, "train_acc_noisy"] = np.nan  # NaN must become null, not break the JSON
+    for report in (detect_phases(table), detect_phases(_table([0.83 - 0.01 * i for i in range(8)], [1.0] * 8))):
+        data = report.to_dict()
+        assert json.loads(json.dumps(data, allow_nan=False)) == data
+        for name in ("interpolation_threshold", "critical", "sweet", "collapse"):
+            landmark = getattr(report, name)
+            assert data[name] == (None if landmark is None else dataclasses.asdict(landmark))
+    data = detect_phases(table).to_dict()
+    assert data["critical"] == {"level": 6, "sparsity": pytest.approx(1 - 0.8**6), "test_acc": pytest.approx(0.70)}
+    assert data["levels"][-1]["train_acc_noisy"] is None
+    assert data["settings"] == {"tolerance": 0.01, "margin": 0.01, "z": 2.0, "slack": 2, "smooth": 1,
+                                "test": "test_acc", "train": "train_acc_noisy"}
+    assert not detect_phases(_table([0.83 - 0.01 * i for i in range(8)], [1.0] * 8)).to_dict()["has_double_descent"]
+
+
+def test_lab_checks_read_the_landmarks(capsys):
+    lines = check_curve(_table(PAPER_TEST, PAPER_TRAIN))
+    assert lines[0] == "dense network: test accuracy 83.4%"
+    assert lines[1] == ("✔ critical phase: test accuracy falls to 76.5% at 86.6% sparsity while the net still "
+                        "fits the noisy labels")
+    assert lines[2] == "✔ sweet phase: test accuracy rises to 95.3% at 98.8% sparsity (above the dense network)"
+    assert lines[3] == "✔ collapsed phase: accuracy falls to 93.0% at 99.3% sparsity: too few weights are left"
+    assert lines[4].startswith("double descent: yes — Sparse double descent")
+    print_checks(_table(PAPER_TEST, PAPER_TRAIN))
+    assert capsys.readouterr().out.splitlines() == lines
+
+
+def test_lab_checks_report_missing_phases():
+    test = [0.83 - 0.004 * level**1.5 for level in range(20)]
+    train = [1.0] * 8 + [0.98 - 0.03 * i for i in range(12)]
+    lines = check_curve(_table(test, train))
+    assert lines[1] == "✘ critical phase: no clear dip below the dense accuracy"
+    assert lines[2] == "✘ sweet phase: no rise after the dip"
+    assert lines[3].startswith("✔ collapsed phase")
+    assert lines[4].startswith("double descent: no — No double descent")
+    no_collapse = check_curve(_table(PAPER_TEST[:21], PAPER_TRAIN[:21]))
+    assert no_collapse[2].startswith("✔ sweet phase") and "below the dense" not in no_collapse[2]
+    assert no_collapse[3] == "✘ collapsed phase: not reached; prune further (more levels)"
