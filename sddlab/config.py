@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from sddlab.catalog import Catalog
 from sddlab.data import DATASETS
 from sddlab.duration import Duration, DurationField
 from sddlab.errors import ConfigError
@@ -44,16 +45,20 @@ class _Section(BaseModel):
             raise _first_error(error) from None
 
 
-class DataConfig(_Section):
-    name: str = "digits"
-    subset: int | None = _neutral(None, gt=0, description="keep this many training examples (seeded)")
+def _registered(catalog: Catalog) -> AfterValidator:
+    """A validator accepting only the names in `catalog` (data sets, models)."""
 
-    @field_validator("name")
-    @classmethod
-    def _known_dataset(cls, name: str) -> str:
-        if name not in DATASETS:
-            raise ValueError(f"one of {', '.join(sorted(DATASETS))}")
+    def check(name: str) -> str:
+        if name not in catalog:
+            raise ValueError(catalog.allowed())
         return name
+
+    return AfterValidator(check)
+
+
+class DataConfig(_Section):
+    name: Annotated[str, _registered(DATASETS)] = "digits"
+    subset: int | None = _neutral(None, gt=0, description="keep this many training examples (seeded)")
 
 
 NoiseType = Literal["random", "symmetric", "pairflip", "asymmetric"]
@@ -65,19 +70,12 @@ class NoiseConfig(_Section):
 
 
 class ModelConfig(_Section):
-    name: str = "mlp"
+    name: Annotated[str, _registered(MODELS)] = "mlp"
     hidden: tuple[int, ...] = Field((256, 256), description="hidden widths (MLP only)")
     init: Literal["kaiming_normal", "default"] = "kaiming_normal"
     ignored: tuple[str, ...] | None = Field(None, description="layers never pruned; None = the model's default")
     width: float = _neutral(1.0, gt=0, description="width multiplier (conv nets)")
     bn_init: Literal["uniform", "default"] = _neutral("uniform", description="BatchNorm gamma ~ U(0,1)")
-
-    @field_validator("name")
-    @classmethod
-    def _known_model(cls, name: str) -> str:
-        if name not in MODELS:
-            raise ValueError(f"one of {', '.join(sorted(MODELS))}")
-        return name
 
     @field_validator("hidden")
     @classmethod

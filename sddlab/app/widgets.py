@@ -65,7 +65,6 @@ class Explorer:
             control.observe(lambda _: None if self._syncing else self.show_stored(), "value")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.error: str | None = None
         self.show_stored()
 
     # -- the configuration the widgets describe ---------------------------------------------------
@@ -112,7 +111,6 @@ class Explorer:
         except SddError as error:
             self._show_error(error)
             return None
-        self.error = None
         return config
 
     def show_stored(self) -> None:
@@ -179,8 +177,7 @@ class Explorer:
         self.status.value = text
 
     def _show_error(self, error: object) -> None:
-        self.error = str(error)
-        self.status.value = f"<span style='color:#c00'><b>error:</b> {html.escape(self.error)}</span>"
+        self.status.value = f"<span style='color:#c00'><b>error:</b> {html.escape(str(error))}</span>"
 
     def _render_table(self, records: list[dict]) -> None:
         self.table.value = f"<pre>{html.escape(format_table(pd.DataFrame(records)))}</pre>"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from sddlab.catalog import Catalog
+
 
 @dataclass
 class RawData:
@@ -47,12 +49,9 @@ class DatasetSpec:
     eval_transform: EvalTransform = _identity_eval
 
 
-DATASETS: dict[str, DatasetSpec] = {}
+DATASETS: Catalog[DatasetSpec] = Catalog("data.name")
 
 
 def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     """Add a data set to the registry (names are unique)."""
-    if spec.name in DATASETS:
-        raise ValueError(f"dataset {spec.name!r} registered twice")
-    DATASETS[spec.name] = spec
-    return spec
+    return DATASETS.add(spec.name, spec)

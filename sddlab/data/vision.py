@@ -25,7 +25,6 @@ from sddlab.data import augment
 from sddlab.data.cifar import (
     CIFAR10_ASYMMETRIC,
     cifar100_asymmetric,
-    cifar100_asymmetric_official_code,
     read_images,
 )
 from sddlab.data.registry import DatasetSpec, RawData, register_dataset
@@ -175,7 +174,6 @@ def _register(
     input_shape: tuple[int, ...],
     asymmetric: dict[int, int] | None,
     transforms: tuple[Callable, Callable],
-    **extra: object,
 ) -> None:
     register_dataset(
         DatasetSpec(
@@ -187,19 +185,13 @@ def _register(
             asymmetric=asymmetric,
             train_transform=transforms[0],
             eval_transform=transforms[1],
-            extra=extra,
         )
     )
 
 
-_MNIST = {
-    "transforms": (augment.mnist_train, augment.mnist_eval),
-    "mean": augment.MNIST_MEAN,
-    "std": augment.MNIST_STD,
-}
-_IMAGENET_STATS = {"mean": augment.IMAGENET_MEAN, "std": augment.IMAGENET_STD}
-_CIFAR = {"transforms": (augment.cifar_train, augment.cifar_eval), **_IMAGENET_STATS}
-_TINY = {"transforms": (augment.tiny_imagenet_train, augment.tiny_imagenet_eval), **_IMAGENET_STATS}
+_MNIST = {"transforms": (augment.mnist_train, augment.mnist_eval)}
+_CIFAR = {"transforms": (augment.cifar_train, augment.cifar_eval)}
+_TINY = {"transforms": (augment.tiny_imagenet_train, augment.tiny_imagenet_eval)}
 
 _register("mnist", "MNIST digits, 60k/10k, 1x28x28", load_mnist, 10, (1, 28, 28), MNIST_ASYMMETRIC, **_MNIST)
 _register("fashion-mnist", "Fashion-MNIST, 60k/10k, 1x28x28", load_fashion_mnist, 10, (1, 28, 28), None, **_MNIST)
@@ -211,7 +203,6 @@ _register(
     100,
     (3, 32, 32),
     cifar100_asymmetric(),
-    asymmetric_official_code=cifar100_asymmetric_official_code(),
     **_CIFAR,
 )
 _register(

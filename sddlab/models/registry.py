@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from sddlab.catalog import Catalog
+
 if TYPE_CHECKING:  # type hints only: the config validates names against this package
     from sddlab.config import ModelConfig
 
@@ -26,16 +28,14 @@ class ModelSpec:
     default_ignored: tuple[str, ...] = ()
 
 
-MODELS: dict[str, ModelSpec] = {}
+MODELS: Catalog[ModelSpec] = Catalog("model.name")
 
 
 def register_model(name: str, description: str, default_ignored: tuple[str, ...] = ()) -> Callable:
     """Decorator registering `build(config, input_shape, num_classes) -> nn.Module` under `name`."""
 
     def decorate(build: Callable) -> Callable:
-        if name in MODELS:
-            raise ValueError(f"model {name!r} registered twice")
-        MODELS[name] = ModelSpec(name, description, build, tuple(default_ignored))
+        MODELS.add(name, ModelSpec(name, description, build, tuple(default_ignored)))
         return build
 
     return decorate

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
+from sddlab.catalog import Catalog
 from sddlab.config import Config
-from sddlab.errors import ConfigError
 
-PRESETS: dict[str, Config] = {}
+PRESETS: Catalog[Config] = Catalog("preset")
 
 
 def register_preset(config: Config) -> Config:
-    if config.name in PRESETS:
-        raise ValueError(f"preset {config.name!r} registered twice")
-    PRESETS[config.name] = config
-    return config
+    """Add a preset under its config's name (names are unique)."""
+    return PRESETS.add(config.name, config)
 
 
 def get_preset(name: str) -> Config:
     """A preset by name; unknown names fail with the list of known ones."""
-    if name not in PRESETS:
-        raise ConfigError("preset", name, f"one of {', '.join(sorted(PRESETS))}")
-    return PRESETS[name]
+    return PRESETS.lookup(name)
 
 
 def list_presets() -> dict[str, Config]:
