@@ -7,13 +7,22 @@ import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+import sddlab
+import sddlab.analyses.levels as levels
+from sddlab import analyses
 from sddlab.app.cli import main
 from sddlab.app.notebooks import execute
+from sddlab.app.tables import format_result
+from sddlab.io import json_safe
 
 TINY = {"model.hidden": [16, 16], "training.duration": "2ep", "experiment.levels": 3, "data.subset": 300}
 CHEAP = ["--curvature-subset", "100", "--probes", "4", "--eig-iters", "5", "--points", "11", "--duration", "1ep"]
+CURVATURE = {"subset": 100, "probes": 4, "eig_iters": 5}  # CHEAP through the API
+LANDSCAPE = {"span": 1.0, "points": 11, "directions": 1, "subset": None}
+REDENSE = {"duration": "1ep", "lr": None}
 
 
 def analyse(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
@@ -34,16 +43,24 @@ def test_analyse_all_prints_three_tables_and_writes_figures(run_dir, data_dir, m
     code, out, _ = analyse(monkeypatch, capsys, "all", str(run_dir), "--data", str(data_dir), "--device", "cpu",
                            "--quiet", *CHEAP)
     assert code == 0
-    for title in ("== correlations ==", "== tickets ==", "== flatness =="):
-        assert title in out
-    assert "best predictor of test accuracy:" in out and "random re-init beats the winning ticket" in out
-    assert "hessian_trace" in out and "interpolation_barrier" in out and "test_acc_reinit" in out
-    folders = {p.name.split("-")[0]: p for p in (run_dir / "analysis").iterdir()}
+    # the printout is each result of the API, read back from the cache the command wrote (nothing trains
+    # again): title, summary line, compact table
+    monkeypatch.setattr(levels, "train", lambda *args, **kwargs: pytest.fail("trained again"))
+    results = analyses.analyse_all(run_dir, curvature_options=CURVATURE, redense_options=REDENSE,
+                                   interpolation_options={"subset": None}, landscape_options=LANDSCAPE,
+                                   progress=False, data_dir=data_dir, device="cpu")
+    for kind, result in results.items():
+        assert f"== {kind} ==\n{result.summary}\n{format_result(result)}\nanalysis folder: {result.directory}" in out
+    assert results["correlations"].summary.startswith("best predictor of test accuracy:")
+    assert results["tickets"].summary.startswith("random re-init beats the winning ticket")
+    assert {"hessian_trace", "interpolation_barrier"} <= set(results["flatness"].table.columns)
+    folders = {p.name.split("-")[0]: p for p in (run_dir / "analyses").iterdir()}
     assert {"correlations", "tickets", "flatness", "distance", "curvature", "redense", "interpolation",
             "landscape"} <= set(folders)
     for kind in ("correlations", "tickets", "flatness"):
         assert (folders[kind] / f"{kind}.html").stat().st_size > 100_000  # plotly.js embedded
-        assert (folders[kind] / ("comparison.parquet" if kind == "tickets" else "table.parquet")).exists()
+        written = pd.read_parquet(folders[kind] / ("comparison.parquet" if kind == "tickets" else "table.parquet"))
+        pd.testing.assert_frame_equal(written, results[kind].table, check_dtype=False)
     assert (folders["flatness"] / "phases.html").exists()
     # a second call reads everything back
     code, again, _ = analyse(monkeypatch, capsys, "all", str(run_dir), "--data", str(data_dir), "--device", "cpu",
@@ -53,9 +70,12 @@ def test_analyse_all_prints_three_tables_and_writes_figures(run_dir, data_dir, m
 
 def test_single_analyses_print_their_table(run_dir, data_dir, monkeypatch, capsys):
     code, out, _ = analyse(monkeypatch, capsys, "distance", str(run_dir), "--levels", "0,3", "--quiet")
-    assert code == 0 and "distance_init" in out and "analysis folder:" in out
+    distance = analyses.distance(run_dir, [0, 3], progress=False)
+    assert list(distance.shown()["level"]) == [0, 3] and "distance_init" in distance.shown()
+    assert code == 0 and out.startswith(f"== distance ==\n{distance.summary}\n{format_result(distance)}\n")
     code, out, _ = analyse(monkeypatch, capsys, "phases", str(run_dir), str(run_dir), "--quiet")
-    assert code == 0 and "phase" in out
+    phases = analyses.phases([run_dir, run_dir])
+    assert code == 0 and out.startswith(f"== phases ==\n{phases.summary}\n{format_result(phases)}\n")
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -69,7 +89,7 @@ def test_single_analyses_print_their_table(run_dir, data_dir, monkeypatch, capsy
 ])
 def test_bad_input_is_one_line_and_exit_code_2(run_dir, tmp_path, monkeypatch, capsys, args, message):
     partial = tmp_path / "partial"
-    shutil.copytree(run_dir, partial, ignore=shutil.ignore_patterns("analysis"))
+    shutil.copytree(run_dir, partial, ignore=shutil.ignore_patterns("analyses"))
     (partial / "levels" / "level_03.json").unlink()
     names = {"run": str(run_dir), "tmp": str(tmp_path), "partial": str(partial)}
     code, out, err = analyse(monkeypatch, capsys, *[arg.format(**names) for arg in args])
@@ -86,16 +106,25 @@ def test_analysis_notebooks_record_their_values(tmp_path):
         execute(name, {"results": results, "preset": "tiny", "overrides": TINY, **parameters}, out, progress=False)
         return json.loads((out / "values.json").read_text())
 
+    run_dir = Path(results) / sddlab.get_preset("tiny").with_overrides(TINY).run_name()
     distance = run("02_distance", curvature=cheap)
-    assert distance["levels"] == 4 and len(distance["distance"]) == 4
-    assert {row["predictor"] for row in distance["correlations"]} >= {"distance_init", "hessian_trace", "memorized"}
-    assert distance["verdict"].startswith("best predictor")
+    # the recorded values are those of the API on the same run directory (read back from its cache)
+    correlations = analyses.correlations([run_dir], curvature_options=cheap, progress=False)
+    assert distance["levels"] == 4
+    assert distance["distance"] == json_safe(analyses.distance(run_dir, progress=False).shown().to_dict("records"))
+    assert distance["correlations"] == json_safe(correlations.table.to_dict("records"))
+    assert distance["verdict"] == correlations.summary and correlations.summary.startswith("best predictor")
     flat = run("03_flatness", curvature=cheap, redense={"duration": "1ep"}, landscape={"points": 11})
-    assert flat["levels"] == 4 and flat["flatness"] and "dense" in flat["landmarks"]
-    assert {"hessian_trace", "interpolation_barrier", "redense_test_acc", "sharpness"} <= set(flat["flatness"][0])
+    flatness = analyses.flatness(run_dir, redense_options={"duration": "1ep"}, landscape_options={"points": 11},
+                                 curvature_options=cheap, progress=False)
+    assert flat["levels"] == 4 and flat["flatness"] == json_safe(flatness.table.to_dict("records"))
+    assert flat["landmarks"]["dense"] == 0
+    assert flat["landmarks"] == dict(zip(flatness.table["phase"], flatness.table["level"].tolist(), strict=True))
     tickets = run("04_tickets")
+    comparison = analyses.tickets(run_dir, progress=False)
     assert tickets["levels"] == 4 and tickets["variants"] == ["oneshot", "reinit", "ticket"]
-    assert len(tickets["comparison"]) == 4 and "re-init" in tickets["verdict"]
+    assert tickets["comparison"] == json_safe(comparison.shown().to_dict("records"))
+    assert tickets["verdict"] == comparison.summary and "re-init" in comparison.summary
     for name, figures in (("02_distance", ("distance", "distance_layers", "correlations")),
                           ("03_flatness", ("flatness", "phases", "redense", "interpolation", "loss_curves")),
                           ("04_tickets", ("tickets",))):

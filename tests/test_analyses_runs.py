@@ -1,4 +1,9 @@
-"""The run-directory analyses (sddlab.analyses): re-init, re-dense, interpolation, distances, caching."""
+"""The run-directory analyses (sddlab.analyses): re-init, re-dense, interpolation, distances, caching.
+
+Trained analyses are checked against an independent recomputation: a freshly prepared setup, the model
+loaded by hand, the one training loop called directly and `sddlab.metrics.measure`; on the CPU both
+are the same arithmetic, so accuracies, losses and weights agree exactly.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +12,30 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-import sddlab.training
+import sddlab.analyses.levels as levels_module
 from sddlab import analyses
+from sddlab.analyses.flatness import landmarks
+from sddlab.analyses.math.directions import filter_normalised_direction
+from sddlab.analyses.math.hessian import hessian_trace, top_eigenvalue
 from sddlab.analyses.redense import final_lr
+from sddlab.duration import Duration
 from sddlab.errors import SddError
-from sddlab.metrics import learning_distance
+from sddlab.experiment import level_span, prepare
+from sddlab.metrics import evaluate, learning_distance, measure
 from sddlab.models import build_model
-from sddlab.seeds import stream_seed
+from sddlab.phases import Landmark, PhaseReport
+from sddlab.pruning import apply_mask, dense_mask
+from sddlab.seeds import stream_seed, torch_stream
 from sddlab.store import RunStore
+from sddlab.training import Schedule, Span, make_optimizer, train
 
 DURATION = "1ep"  # re-dense length in these tests
+METRICS = ["test_acc", "test_loss", "train_acc_noisy", "train_acc_clean", "train_loss", "memorized"]
 
 
 @pytest.fixture(scope="module")
@@ -36,18 +51,34 @@ def run(run_dir, data_dir) -> analyses.AnalysedRun:
 
 @pytest.fixture
 def spy(monkeypatch):
-    """Record every call of the one training loop (through the module attribute the analyses use)."""
+    """Record every call of the one training loop made through `AnalysedRun.train`."""
     calls: list[dict[str, Any]] = []
-    original = sddlab.training.train
+    original = levels_module.train
 
-    def record(model, mask, data, training, optimizer, schedule, **kwargs):
-        calls.append({**kwargs, "schedule": schedule, "training": training,
-                      "entry": {k: v.detach().clone() for k, v in model.state_dict().items()},
+    def record(model, mask, data, span, optimizer, *args, **kwargs):
+        calls.append({"span": span, "entry": {k: v.detach().clone() for k, v in model.state_dict().items()},
                       "mask": {k: v.clone() for k, v in mask.items()}})
-        return original(model, mask, data, training, optimizer, schedule, **kwargs)
+        return original(model, mask, data, span, optimizer, *args, **kwargs)
 
-    monkeypatch.setattr(sddlab.training, "train", record)
+    monkeypatch.setattr(levels_module, "train", record)
     return calls
+
+
+def trained(config, data_dir, weights, mask, span_of) -> tuple[torch.nn.Module, dict[str, float], dict[str, float]]:
+    """Independently: a fresh setup's model holding `weights` under `mask`, trained over `span_of(setup)`
+    by the loop itself; returns (model, metrics before, metrics after)."""
+    setup = prepare(config, data_dir)
+    model = setup.model
+    model.load_state_dict(weights)
+    apply_mask(model, mask)
+    before = measure(model, setup.data)
+    span = span_of(setup)
+    train(model, mask, setup.data, span, make_optimizer(model, span.training), setup.runtime)
+    return model, before, measure(model, setup.data)
+
+
+def assert_metrics(row: pd.Series, expected: dict[str, float]) -> None:
+    assert row[METRICS].to_dict() == pytest.approx(expected, rel=0, abs=0, nan_ok=True)
 
 
 def test_distance_variants_equal_recomputation_from_checkpoints(run, run_dir):
@@ -60,6 +91,7 @@ def test_distance_variants_equal_recomputation_from_checkpoints(run, run_dir):
     for level in range(4):
         mask, weights = RunStore(run_dir).load_level_state(level)
         row, remaining = network.loc[level], sum(int(m.sum()) for m in mask.values())
+        assert (row["sparsity"], row["test_acc"]) == (records[level]["sparsity"], records[level]["test_acc"])
         paper = learning_distance(init, weights, mask, from_pruned_as_zero=True)
         assert row["distance_init"] == pytest.approx(paper, rel=1e-9)
         assert row["distance_init"] == pytest.approx(records[level]["learning_distance"], rel=1e-6)
@@ -69,48 +101,70 @@ def test_distance_variants_equal_recomputation_from_checkpoints(run, run_dir):
         assert row["distance_rewind_normalised"] == pytest.approx(row["distance_rewind"] / math.sqrt(remaining))
         layers = result.table[(result.table["level"] == level) & (result.table["variant"] == "distance_init")
                               & (result.table["layer"] != "all")]
-        assert set(layers["layer"]) == set(mask)
+        assert list(layers["layer"]) == list(mask)
+        assert list(layers["remaining"]) == [int(keep.sum()) for keep in mask.values()]
         assert math.sqrt((layers["distance"] ** 2).sum()) == pytest.approx(paper, rel=1e-9)
 
 
-def test_reinit_trains_the_mask_from_an_independent_fresh_init(run, run_dir, spy):
+def test_reinit_trains_the_mask_from_an_independent_fresh_init(run, run_dir, data_dir, spy):
     result = analyses.tickets(run, [2], oneshot=False, progress=False)
-    assert len(spy) == 1
-    call = spy[0]
+    (call,) = spy
     mask, _ = RunStore(run_dir).load_level_state(2)
     init = RunStore(run_dir).load_checkpoint("init")
-    assert call["mask"].keys() == mask.keys()
-    assert all(torch.equal(call["mask"][n], mask[n]) for n in mask)
+    assert list(call["mask"]) == list(mask) and all(torch.equal(call["mask"][n], mask[n]) for n in mask)
     fresh = build_model(run.config.model, (64,), 10, stream_seed(run.seed, "reinit", 2)).state_dict()
     for name, keep in mask.items():
         entry = call["entry"][name]
         assert (entry[~keep] == 0).all(), "pruned weights start at zero"
         assert torch.equal(entry[keep], fresh[name][keep]), "the fresh init of stream ('reinit', level)"
         assert not torch.equal(entry[keep], init[name][keep]), "not the original init"
-    start, end, schedule, _ = run.experiment.level_plan(2)
-    assert (call["start"], call["end"]) == (start, end) and call["schedule"] == schedule
+    assert call["span"] == run.level_span(2), "the ticket's window, schedule, data order and augmentation"
+    model, _, after = trained(run.config, data_dir, fresh, mask, lambda setup: level_span(setup, 2))
     weights = analyses.AnalysisCache(run_dir, "tickets", {"version": 1}).load_weights("level_02")
-    assert all((weights[n][~keep] == 0).all() for n, keep in mask.items())
-    assert set(result.table["variant"]) == {"ticket", "reinit"}
-    ticket = result.table[result.table["variant"] == "ticket"].iloc[0]
+    assert all(torch.equal(weights[n], t) for n, t in model.state_dict().items())
+    reinit = result.table.set_index("variant").loc["reinit"]
+    assert_metrics(reinit, after)
+    params = dict(model.named_parameters())
+    distance = learning_distance(fresh, {n: params[n].detach() for n in mask}, mask, from_pruned_as_zero=True)
+    assert reinit["learning_distance"] == distance
+    assert (reinit["level"], reinit["remaining"]) == (2, sum(int(keep.sum()) for keep in mask.values()))
+    ticket = result.table.set_index("variant").loc["ticket"]
     assert ticket["test_acc"] == RunStore(run_dir).records()[2]["test_acc"]
 
 
-def test_redense_starts_from_the_sparse_weights_with_every_weight_trainable(run, run_dir, spy):
+def test_redense_trains_every_weight_from_the_sparse_weights_at_the_final_lr(run, run_dir, data_dir, spy):
     result = analyses.redense(run, [2], duration=DURATION, progress=False)
     (call,) = spy
     mask, weights = RunStore(run_dir).load_level_state(2)
     assert all(torch.equal(call["entry"][n], weights[n]) for n in weights)
-    assert call["mask"].keys() == mask.keys() and all(m.all() for m in call["mask"].values())
-    lr = final_lr(run.config.training, run.plan.per_epoch)
-    assert call["training"].lr == lr and call["schedule"](0) == lr == call["schedule"](call["end"] - 1)
-    assert (call["start"], call["end"]) == (0, run.plan.per_epoch)
-    trained = analyses.AnalysisCache(result.directory.parent.parent, "redense", result.extra["settings"].options())
-    redensed = trained.load_weights("level_02")
-    assert any((redensed[n][~keep] != 0).any() for n, keep in mask.items()), "pruned weights grow back"
+    assert list(call["mask"]) == list(run.setup.prunable) and all(m.all() for m in call["mask"].values())
+    lr, per_epoch = final_lr(run.config.training, run.setup.per_epoch), run.setup.per_epoch
+    span = call["span"]
+    assert span.training.lr == lr and span.schedule(0) == lr == span.schedule(span.end - 1)
+    assert (span.start, span.end, span.stream) == (0, per_epoch, "redense-level_02")
+
+    def redense_span(setup) -> Span:  # the definition: the run's settings at a constant LR, for DURATION
+        training = run.config.training.model_copy(update={"lr": lr, "schedule": "constant", "warmup": Duration(0, "it"),
+                                                          "duration": Duration.parse(DURATION)})
+        return Span(training, Schedule(base_lr=lr, total=per_epoch), 0, per_epoch, per_epoch, run.seed,
+                    "redense-level_02")
+
+    every = dense_mask(run.setup.model, run.setup.prunable)
+    model, before, after = trained(run.config, data_dir, weights, every, redense_span)
     rows = result.table.set_index("model")
-    assert rows.loc["sparse", "test_acc"] == pytest.approx(RunStore(run_dir).records()[2]["test_acc"])
-    assert rows.loc["redense", "regrown"] > 0
+    assert_metrics(rows.loc["sparse"], before)
+    assert_metrics(rows.loc["redense"], after)
+    assert rows.loc["sparse", "test_acc"] == RunStore(run_dir).records()[2]["test_acc"]
+    cache = analyses.AnalysisCache(run_dir, "redense", result.extra["settings"].options())
+    redensed = cache.load_weights("level_02")
+    assert all(torch.equal(redensed[n], t) for n, t in model.state_dict().items())
+    regrown = math.sqrt(sum(float((redensed[n][~keep].double() ** 2).sum()) for n, keep in mask.items()))
+    moved = math.sqrt(sum(float(((redensed[n] - weights[n]).double() ** 2).sum()) for n in mask))
+    assert regrown > 0, "pruned weights grow back"
+    assert rows.loc["redense", "regrown"] == pytest.approx(regrown, rel=1e-12)
+    assert rows.loc["redense", "moved"] == pytest.approx(moved, rel=1e-12)
+    shown = result.compact.set_index("level").loc[2]
+    assert shown["test_acc_redense"] == after["test_acc"] and shown["train_loss_sparse"] == before["train_loss"]
 
 
 def test_interpolation_endpoints_are_the_two_models_own_metrics(run, spy):
@@ -126,8 +180,8 @@ def test_interpolation_endpoints_are_the_two_models_own_metrics(run, spy):
         assert path.loc[("train", alpha), "loss"] == pytest.approx(metrics.loc[model, "train_loss"], rel=1e-5)
         assert path.loc[("train", alpha), "acc"] == metrics.loc[model, "train_acc_noisy"]
     barrier = result.extra["barriers"].set_index("split").loc["train"]
-    train = path.xs("train")["loss"]
-    expected = train.max() - (train.loc[0.0] + train.loc[1.0]) / 2
+    train_loss = path.xs("train")["loss"]
+    expected = train_loss.max() - (train_loss.loc[0.0] + train_loss.loc[1.0]) / 2
     assert barrier["barrier"] == pytest.approx(expected)
 
 
@@ -137,18 +191,21 @@ def test_second_call_reads_the_cache_and_new_levels_resume(run, run_dir, spy, mo
     stamp = weights.stat().st_mtime_ns
     spy.clear()
     again = analyses.tickets(run, [1, 3], oneshot=False, progress=False)
-    assert [call["stream"] for call in spy] == ["level_03"], "only the new level is trained"
+    assert [call["span"].stream for call in spy] == ["level_03"], "only the new level is trained"
     assert weights.stat().st_mtime_ns == stamp
 
     def refuse(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(sddlab.training, "train", refuse)
+    monkeypatch.setattr(levels_module, "train", refuse)
     third = analyses.tickets(run, [1, 3], oneshot=False, progress=False)
     pd.testing.assert_frame_equal(again.table, third.table)
-    analyses.redense(run, [2], duration=DURATION, progress=False)
-    assert (third.directory / "options.json").exists()
-    assert {1, 3} <= set(pd.read_parquet(third.directory / "table.parquet")["level"])  # every finished item
+    only_first = analyses.tickets(run, [1], oneshot=False, progress=False)
+    assert list(only_first.table["level"]) == [1, 1]  # ticket and re-init of the level asked for
+    finished = pd.read_parquet(third.directory / "table.parquet")  # every finished item, not only this call's
+    assert {1, 3} <= set(finished["level"])
+    reinit = third.table[third.table["variant"] == "reinit"].set_index("level")
+    pd.testing.assert_frame_equal(finished.set_index("level").loc[[1, 3], reinit.columns], reinit, check_dtype=False)
 
 
 def test_oneshot_variant_is_a_run_of_its_own_next_to_the_original(run, run_dir):
@@ -161,23 +218,73 @@ def test_oneshot_variant_is_a_run_of_its_own_next_to_the_original(run, run_dir):
     oneshot_dirs = [p for p in run_dir.parent.iterdir() if p.name.startswith(f"{run.config.name}-oneshot-")]
     assert len(oneshot_dirs) == 1
     assert RunStore(oneshot_dirs[0]).config().pruning.strategy == "oneshot"
-    assert "re-init" in result.summary and list(result.display.columns[:2]) == ["level", "sparsity"]
+    shown = result.compact.set_index("level")
+    assert list(result.compact.columns[:2]) == ["level", "sparsity"]
+    for level in range(4):
+        expected = table.loc[("reinit", level), "test_acc"] - table.loc[("ticket", level), "test_acc"]
+        assert shown.loc[level, "reinit_minus_ticket"] == pytest.approx(expected)
+    wins = int((shown.loc[1:, "reinit_minus_ticket"] > 0).sum())
+    assert result.summary.startswith(f"random re-init beats the winning ticket at {wins} of 3 pruned levels")
 
 
-def test_landscape_and_curvature_measure_the_sparse_network(run):
+def test_landscape_curves_are_the_sparse_network_moved_along_its_direction(run, run_dir):
     curves = analyses.landscape(run, [3], points=5, progress=False)
-    assert set(curves.table["split"]) == {"train", "test"} and len(curves.table) == 10
-    at_zero = curves.table[(curves.table["alpha"] == 0.0) & (curves.table["split"] == "test")].iloc[0]
-    assert at_zero["loss"] == pytest.approx(run.record(3)["test_loss"], rel=1e-5)
-    assert curves.extra["sharpness"]["rise"].notna().all()
+    table = curves.table.set_index(["split", "alpha"])
+    assert sorted(table.index) == [(s, a) for s in ("test", "train") for a in (-1.0, -0.5, 0.0, 0.5, 1.0)]
+    record = run.record(3)
+    assert table.loc[("test", 0.0), "loss"] == pytest.approx(record["test_loss"], rel=1e-5)
+    assert table.loc[("train", 0.0), "loss"] == pytest.approx(record["train_loss"], rel=1e-5)
+    assert table.loc[("train", 0.0), "acc"] == record["train_acc_noisy"]
+    mask, weights = RunStore(run_dir).load_level_state(3)
+    model = run.setup.model
+    model.load_state_dict(weights)
+    direction = filter_normalised_direction(model, mask, generator=torch_stream(run.seed, "direction", 0))
+    x, y = run.eval_set("test")
+    moved = {name: (weights[name] + 0.5 * direction[name]) * mask.get(name, 1) for name in direction}
+    reference = evaluate(model, x, y, state=moved)
+    assert table.loc[("test", 0.5), "loss"] == pytest.approx(reference.loss, rel=1e-6)
+    assert table.loc[("test", 0.5), "acc"] == reference.acc
+    sharp = curves.extra["sharpness"].set_index("split")
+    for split in ("train", "test"):
+        loss = table.loc[split, "loss"]
+        assert sharp.loc[split, "rise"] == pytest.approx((loss.loc[-0.5] + loss.loc[0.5]) / 2 - loss.loc[0.0])
+        fit = 2 * np.polyfit([-0.5, 0.0, 0.5], loss.loc[[-0.5, 0.0, 0.5]].to_numpy(), 2)[0]
+        assert sharp.loc[split, "curvature_fit"] == pytest.approx(fit)
+
+
+def test_curvature_measures_each_level_on_its_seeded_training_subset(run, run_dir):
     hessian = analyses.curvature(run, [0, 3], subset=100, probes=4, eig_iters=5, progress=False)
-    assert list(hessian.table["level"]) == [0, 3]
-    assert (hessian.table["hessian_trace"] > 0).all() and (hessian.table["top_eigenvalue"] > 0).all()
+    table = hessian.table.set_index("level")
+    assert list(table.index) == [0, 3]
+    x, y = run.eval_set("train", 100)
+    for level in (0, 3):
+        mask, weights = RunStore(run_dir).load_level_state(level)
+        model = run.setup.model
+        model.load_state_dict(weights)
+        trace = hessian_trace(model, mask, x, y, probes=4, mode="reverse",
+                              generator=torch_stream(run.seed, "curvature", level, "trace"))
+        top = top_eigenvalue(model, mask, x, y, iters=5, tol=1e-3, mode="reverse",
+                             generator=torch_stream(run.seed, "curvature", level, "eigen"))
+        row = table.loc[level]
+        assert (row["hessian_trace"], row["hessian_trace_se"]) == pytest.approx(trace, rel=1e-9)
+        assert row["top_eigenvalue"] == pytest.approx(top, rel=1e-9)
+        assert (row["examples"], row["test_acc"]) == (100, run.record(level)["test_acc"])
+
+
+def test_landmarks_are_the_dense_level_and_the_found_phase_levels():
+    def report(**found: Landmark | None) -> PhaseReport:
+        return PhaseReport(has_double_descent=found.get("sweet") is not None, summary="", dense_test_acc=0.9,
+                           interpolation_threshold=None, critical=found.get("critical"), sweet=found.get("sweet"),
+                           collapse=found.get("collapse"), dip=None, rise=None, peak_above_dense=None, n_seeds=1)
+
+    full = report(critical=Landmark(3, 0.49, 0.7), sweet=Landmark(7, 0.79, 0.85), collapse=Landmark(12, 0.93, 0.4))
+    assert landmarks(full) == {"dense": 0, "critical": 3, "sweet": 7, "collapse": 12}
+    assert landmarks(report(collapse=Landmark(9, 0.87, 0.3))) == {"dense": 0, "collapse": 9}
 
 
 def test_unfinished_or_unknown_levels_and_missing_runs_fail_with_one_line(run_dir, tmp_path):
     partial = tmp_path / run_dir.name
-    shutil.copytree(run_dir, partial, ignore=shutil.ignore_patterns("analysis"))
+    shutil.copytree(run_dir, partial, ignore=shutil.ignore_patterns("analyses"))
     (partial / "levels" / "level_03.json").unlink()
     with pytest.raises(SddError, match="level 3 of .* is not finished yet"):
         analyses.distance(partial, [3], progress=False)

@@ -1,7 +1,8 @@
 """The paper's analyses of a run directory: cached in RUN_DIR/analyses/, each a tidy table plus a figure.
 
 Built on the pure functions of `sddlab.analyses.math` (no files, no training), the one training loop
-`sddlab.training.train` (re-dense and re-init training) and the per-level driver of `levels`. Every function takes a run directory (or an
+`sddlab.training.train` (re-dense and re-init training, through `AnalysedRun.train`) and the one
+per-level driver `AnalysedRun.per_level` of `levels`. Every function takes a run directory (or an
 `AnalysedRun`, to share one loaded data set and model) and returns an `AnalysisResult`:
 
 - `distance`: learning-distance variants per level and per layer (checkpoints only, cheap).

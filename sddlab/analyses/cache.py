@@ -143,7 +143,7 @@ def say(message: str, progress: bool = True) -> None:
 class AnalysisResult:
     """What every analysis returns: a tidy table, its main figure, the cache folder and a summary line.
 
-    `display` is the compact table printed by the CLI (default: `table`); `extra` holds further
+    `compact` is the compact table printed by the CLI (default: `table`); `extra` holds further
     tables and figures (name -> DataFrame / go.Figure / object).
     """
 
@@ -152,11 +152,11 @@ class AnalysisResult:
     figure: Any
     directory: Path
     summary: str = ""
-    display: pd.DataFrame | None = None
+    compact: pd.DataFrame | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def shown(self) -> pd.DataFrame:
-        return self.table if self.display is None else self.display
+        return self.table if self.compact is None else self.compact
 
     def figures(self) -> dict[str, Any]:
         """The main figure under the analysis' kind, then every figure in `extra`."""

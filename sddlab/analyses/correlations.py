@@ -87,4 +87,4 @@ def correlations(runs: AnalysedRun | str | Path | Sequence[AnalysedRun | str | P
     figure = correlation_figure(table, method, title=f"Rank correlation with test accuracy ({method})")
     summary = table.assign(rank=table[method].abs().rank(ascending=False, method="min").fillna(np.inf))
     return AnalysisResult("correlations", table, figure, cache.dir, summary=line,
-                          display=summary.sort_values("rank").drop(columns="rank"), extra={"predictors": joined})
+                          compact=summary.sort_values("rank").drop(columns="rank"), extra={"predictors": joined})

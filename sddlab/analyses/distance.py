@@ -108,5 +108,5 @@ def distance(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, 
     network = wide(table)
     return AnalysisResult("distance", table, distance_figure(network, VARIANTS, run.config.name), cache.dir,
                           summary=f"learning distance: {len(levels)} levels, {len(VARIANTS)} variants",
-                          display=network, extra={"wide": network,
+                          compact=network, extra={"wide": network,
                                  "distance_layers": layer_figure(layer_rows(table), "distance_init")})

@@ -64,6 +64,6 @@ def interpolation(run: AnalysedRun | str | Path, levels: list[int] | None = None
     labelled = table.assign(split=[f"level {lv} {s}" for lv, s in zip(table["level"], table["split"], strict=True)])
     figure = interpolation_figure(labelled, title="Sparse (alpha 0) to re-dense (alpha 1) interpolation")
     worst = summary[summary["split"] == "train"]["barrier"].max() if not summary.empty else float("nan")
-    return AnalysisResult("interpolation", table, figure, cache.dir, display=summary, extra={"barriers": summary},
+    return AnalysisResult("interpolation", table, figure, cache.dir, compact=summary, extra={"barriers": summary},
                           summary=f"interpolation: {len(levels)} levels x {len(alphas)} alphas; "
                                   f"largest train-loss barrier {worst:.4g}")

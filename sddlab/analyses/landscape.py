@@ -71,5 +71,5 @@ def landscape(run: AnalysedRun | str | Path, levels: list[int] | None = None, *,
     train = table[(table["split"] == "train") & (table["direction"] == 0)]
     figure = loss_curve_figure(train.assign(label=[f"level {lv}" for lv in train["level"]]),
                                title="1-D train loss along a filter-normalised random direction")
-    return AnalysisResult("landscape", table, figure, cache.dir, display=sharp, extra={"sharpness": sharp},
+    return AnalysisResult("landscape", table, figure, cache.dir, compact=sharp, extra={"sharpness": sharp},
                           summary=f"1-D loss curves: {len(levels)} levels x {directions} directions x {points} points")

@@ -114,11 +114,6 @@ class AnalysedRun:
         return self.runtime.device
 
     # -- checkpoints ------------------------------------------------------------------------------
-    def level_state(self, level: int) -> tuple[dict[str, torch.Tensor], Weights]:
-        """(mask, final weights) of a finished level, on the run's device."""
-        self.check_levels([level])
-        return self.store.load_level_state(level, self.device)
-
     def init_state(self) -> Weights:
         """The original dense initialisation."""
         return self.store.load_checkpoint("init", self.device)
@@ -166,8 +161,10 @@ class AnalysedRun:
                            progress=progress)
 
     def open_level(self, level: int) -> OpenedLevel:
-        mask, weights = self.level_state(level)
-        return OpenedLevel(self, level, self.record(level), mask, weights)
+        """A finished level: its record, mask and final weights (on the run's device)."""
+        record = self.record(level)  # one clear error for an unknown or unfinished level
+        mask, weights = self.store.load_level_state(level, self.device)
+        return OpenedLevel(self, level, record, mask, weights)
 
 
 @dataclass

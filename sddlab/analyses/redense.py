@@ -121,7 +121,7 @@ def redense(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, d
                           desc="re-dense", progress=progress)
     line = f"re-dense: {len(levels)} levels, {chosen.iterations} iterations at LR {chosen.lr:.3g}"
     return AnalysisResult("redense", table, redense_figure(table), cache.dir, summary=line,
-                          display=side_by_side(table), extra={"settings": chosen})
+                          compact=side_by_side(table), extra={"settings": chosen})
 
 
 def redense_weights(run: AnalysedRun, chosen: RedenseSettings, level: int) -> Weights:

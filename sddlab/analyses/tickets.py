@@ -113,7 +113,7 @@ def tickets(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, o
     shown = comparison(table)
     figure = comparison_figure(table, by="variant", title=f"{run.config.name}: winning ticket vs random re-init"
                                + (" vs one-shot" if oneshot else ""))
-    return AnalysisResult("tickets", table, figure, cache.dir, summary=verdict(shown), display=shown)
+    return AnalysisResult("tickets", table, figure, cache.dir, summary=verdict(shown), compact=shown)
 
 
 def comparison(table: pd.DataFrame) -> pd.DataFrame:

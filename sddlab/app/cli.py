@@ -174,7 +174,7 @@ def analyse(
     results: Path | None = typer.Option(None, help="folder for the one-shot run (default: the run's results folder)"),
     quiet: bool = typer.Option(False, help="no cost lines or progress bars"),
 ) -> None:
-    """Analyse a run directory (cached in RUN_DIR/analysis/): print the table, write HTML figures."""
+    """Analyse a run directory (cached in RUN_DIR/analyses/): print the table, write HTML figures."""
     outcomes = run_kind(
         kind, list(run_dirs), levels=parse_levels(levels), data_dir=data, device=device,
         redense_options={"duration": duration, "lr": lr}, interpolation_options={"subset": subset},

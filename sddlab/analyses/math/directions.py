@@ -96,6 +96,5 @@ def loss_curve_1d(
     for alpha in alphas:
         params = perturbed_params(model, mask, direction, float(alpha))
         result = evaluate(model, x, y, state=params, chunk=batch_size)
-        loss, acc = result.loss, result.acc
-        rows.append({"alpha": float(alpha), "loss": loss, "acc": acc})
+        rows.append({"alpha": float(alpha), "loss": result.loss, "acc": result.acc})
     return pd.DataFrame(rows, columns=["alpha", "loss", "acc"])

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import grad, jvp, vjp, vmap
 
+from sddlab.analyses.math.eigen import largest_eigenvalue
 from sddlab.analyses.math.functional import (
     Criterion,
     Mask,
@@ -49,25 +50,18 @@ HvpMode = Literal["forward", "reverse"]
 
 @dataclass(frozen=True)
 class HessianOperator:
-    """The masked Hessian as a linear map on flat vectors of the analysed parameters.
+    """The masked Hessian as a linear map on flat vectors of the analysed parameters (in the model's order).
 
     ``matvec(V)`` takes a ``[B, P]`` batch of vectors and returns ``H V^T`` as ``[B, P]``;
-    ``support`` is the 0/1 vector of unpruned coordinates; ``names`` and ``shapes`` fix the layout.
+    ``support`` is the 0/1 vector of unpruned coordinates.
     """
 
-    names: tuple[str, ...]
-    shapes: tuple[tuple[int, ...], ...]
     support: Tensor
     matvec: Callable[[Tensor], Tensor]
 
     @property
     def dim(self) -> int:
         return int(self.support.numel())
-
-    @property
-    def active(self) -> int:
-        """Number of unpruned coordinates (the rank of the space the operator acts on)."""
-        return int(self.support.sum())
 
 
 def _hvp_forward(loss: Callable[[Params], Tensor], params: Params, v: Params) -> Params:
@@ -108,26 +102,7 @@ def hessian_operator(
         assert total is not None
         return total
 
-    sup = flatten(support(model, mask, names), names)
-    return HessianOperator(tuple(names), tuple(tuple(params[n].shape) for n in names), sup, matvec)
-
-
-def hvp(
-    model: nn.Module,
-    mask: Mask | None,
-    x: Tensor,
-    y: Tensor,
-    vector: Params,
-    *,
-    scope: Scope = "mask",
-    batch_size: int | None = None,
-    mode: HvpMode = "forward",
-) -> Params:
-    """One masked Hessian-vector product ``H v``, ``v`` given per parameter name (as the analysed set)."""
-    op = hessian_operator(model, mask, x, y, scope=scope, batch_size=batch_size, mode=mode)
-    like = {name: torch.empty(shape) for name, shape in zip(op.names, op.shapes, strict=False)}
-    out = op.matvec(flatten(vector, op.names)[None])[0]
-    return unflatten(out, like, op.names)
+    return HessianOperator(flatten(support(model, mask, names), names), matvec)
 
 
 def _generator(generator: torch.Generator | None) -> torch.Generator:
@@ -177,52 +152,6 @@ def hessian_trace(
     return mean, stderr
 
 
-def _power_iteration(
-    matvec: Callable[[Tensor], Tensor], v: Tensor, iters: int, tol: float, shift: float
-) -> tuple[float, int]:
-    """Dominant eigenvalue of (H - shift I) by power iteration with Rayleigh quotients, plus HVPs used."""
-    v = v / v.norm()
-    value = math.nan
-    for step in range(1, iters + 1):
-        hv = matvec(v[None])[0] - shift * v
-        new = float(v @ hv)
-        norm = hv.norm()
-        if float(norm) == 0.0:
-            return new, step
-        v = hv / norm
-        if not math.isnan(value) and abs(new - value) <= tol * abs(new):
-            return new, step
-        value = new
-    return value, iters
-
-
-def _lanczos(matvec: Callable[[Tensor], Tensor], v: Tensor, iters: int, tol: float) -> float:
-    """Largest eigenvalue by Lanczos with full reorthogonalisation (stores up to ``iters`` vectors)."""
-    basis = [v / v.norm()]
-    alphas: list[float] = []
-    betas: list[float] = []
-    value = math.nan
-    for k in range(iters):
-        w = matvec(basis[k][None])[0]
-        alphas.append(float(basis[k] @ w))
-        q = torch.stack(basis)
-        for _ in range(2):  # twice is enough in floating point ("twice is enough", Kahan/Parlett)
-            w = w - q.T @ (q @ w)
-        t = torch.diag(torch.tensor(alphas, dtype=torch.float64))
-        if betas:
-            off = torch.tensor(betas, dtype=torch.float64)
-            t += torch.diag(off, 1) + torch.diag(off, -1)
-        new = float(torch.linalg.eigvalsh(t)[-1])
-        converged = not math.isnan(value) and abs(new - value) <= tol * abs(new)
-        value = new
-        beta = float(w.norm())
-        if converged or beta <= 1e-10 * max(1.0, abs(value)) or k + 1 == min(iters, v.numel()):
-            break
-        betas.append(beta)
-        basis.append(w / beta)
-    return value
-
-
 def top_eigenvalue(
     model: nn.Module,
     mask: Mask | None,
@@ -255,22 +184,7 @@ def top_eigenvalue(
     start = start.to(device=op.support.device, dtype=op.support.dtype) * op.support
     if float(start.norm()) == 0.0:
         return 0.0  # everything pruned: the Hessian on the (empty) support is zero
-    return _largest_eigenvalue(op.matvec, start, iters, tol, method)
-
-
-def _largest_eigenvalue(
-    matvec: Callable[[Tensor], Tensor], start: Tensor, iters: int, tol: float, method: str
-) -> float:
-    """Largest algebraic eigenvalue of the symmetric operator ``matvec`` (batched ``[B, P]`` in/out)."""
-    if method == "lanczos":
-        return _lanczos(matvec, start, iters, tol)
-    if method != "power":
-        raise ValueError(f"method={method!r} is not 'power' or 'lanczos'")
-    value, _ = _power_iteration(matvec, start, iters, tol, shift=0.0)
-    if value < 0:  # the dominant eigenvalue is negative: the largest one is dominant for H - value * I
-        shifted, _ = _power_iteration(matvec, start, iters, tol, shift=value)
-        value = shifted + value
-    return value
+    return largest_eigenvalue(op.matvec, start, iters, tol, method)
 
 
 @dataclass(frozen=True)

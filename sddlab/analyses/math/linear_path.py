@@ -107,6 +107,5 @@ def interpolate(
             state = {k: v.detach().clone() for k, v in work.state_dict().items() if k in state}
         for split, (x, y) in evaluate_sets.items():
             result = evaluate(work, x, y, state=state, chunk=batch_size)
-            loss, acc = result.loss, result.acc
-            rows.append({"alpha": float(alpha), "split": split, "loss": loss, "acc": acc})
+            rows.append({"alpha": float(alpha), "split": split, "loss": result.loss, "acc": result.acc})
     return pd.DataFrame(rows, columns=["alpha", "split", "loss", "acc"])

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from sddlab.analyses.math.ranks import COLUMNS, correlation_table
+from sddlab.figures.panels import correlation_figure
 
 
 @pytest.fixture
@@ -65,8 +66,6 @@ def test_too_few_rows_constant_target_and_missing_columns(table):
 
 
 def test_correlation_figure(table):
-    from sddlab.figures.panels import correlation_figure
-
     out = correlation_table(table, "test_acc", ["exp_distance", "flatness", "constant"])
     figure = correlation_figure(out)
     assert list(figure.data[0].x) == ["exp_distance", "flatness", "constant"]
