@@ -32,7 +32,7 @@ def sddlab_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
 
 def sddlab_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "sddlab.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "sddlab", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
 
@@ -79,7 +79,7 @@ def test_console_script_is_main():
     from importlib.metadata import entry_points
 
     (script,) = entry_points(group="console_scripts", name="sddlab")
-    assert script.value == "sddlab.cli:main"
+    assert script.value == "sddlab.app.cli:main"
 
 
 def test_run_in_process_then_cached(tmp_path, monkeypatch, capsys):
