@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python -m ipykernel install --user --name sddlab --display-name "Python (sddlab)" >/dev/null
-exec .venv/bin/jupyter lab notebooks/ "$@"
+.venv/bin/python -c "from sddlab.app.notebooks import register_kernel; register_kernel()"
+exec .venv/bin/sddlab jupyter notebooks "$@"

@@ -15,11 +15,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from sddlab import paths
 from sddlab.app.progress import ProgressBar
 from sddlab.config import Config
 from sddlab.errors import ConfigError
 from sddlab.events import Event, Listener, RunFinished
-from sddlab.experiment import Experiment, prepare, replay_stored
+from sddlab.experiment import Experiment, Setup, prepare, replay_stored
+from sddlab.integrity import check_run
 from sddlab.runtime import Runtime, resolve_device
 from sddlab.store import RunStore, check_writable, index
 from sddlab.version import __version__
@@ -33,24 +35,25 @@ def _fan_out(listeners: list[Listener]) -> Listener:
     return emit
 
 
-def run_dir_of(config: Config, results: str | Path = "results") -> Path:
-    """Where `config` is (or would be) stored."""
-    return Path(results) / config.run_name()
+def run_dir_of(config: Config, results: str | Path | None = None) -> Path:
+    """Where `config` is (or would be) stored; `results` None follows `sddlab.paths.results_dir`."""
+    return paths.results_dir(results) / config.run_name()
 
 
-def is_finished(config: Config, results: str | Path = "results") -> bool:
+def is_finished(config: Config, results: str | Path | None = None) -> bool:
     store_dir = run_dir_of(config, results)
     if not (store_dir / "config.json").exists():
         return False
     store = RunStore(store_dir)
-    return all(store.has_level(level) for level in range(config.experiment.levels + 1))
+    finished = all(store.has_level(level) for level in range(config.experiment.levels + 1))
+    return finished and not check_run(store_dir)  # a damaged run goes on to be repaired
 
 
 def run(
     config: Config,
-    results: str | Path = "results",
+    results: str | Path | None = None,
     *,
-    data_dir: str | Path = "data",
+    data_dir: str | Path | None = None,
     device: str = "auto",
     progress: bool = True,
     listener: Listener | None = None,
@@ -61,14 +64,15 @@ def run(
 ) -> Path:
     """Run (or resume, or just return) the experiment of `config`; returns its run directory.
 
-    Bad input raises a one-line `SddError` before any directory is created. A finished run returns
+    `results` and `data_dir` None follow `sddlab.paths` (SDDLAB_RESULTS / SDDLAB_DATA, else ./results and
+    ./data). Bad input raises a one-line `SddError` before any directory is created. A finished run returns
     at once; an interrupted one resumes at its first unfinished level (and last checkpointed epoch).
     `listener` receives the run's events; `should_stop` is polled every epoch (progress is checkpointed,
     then `StopRequested` is raised); `epoch_metrics` adds test accuracy to every epoch event.
     """
     if not isinstance(config, Config):
         raise ConfigError("config", type(config).__name__, "an sddlab.Config (e.g. sddlab.get_preset('digits'))")
-    results = Path(results)
+    results = paths.results_dir(results)
     check_writable(results)
     runtime = runtime or Runtime(device=resolve_device(device))
     listeners: list[Listener] = [ProgressBar()] if progress else []
@@ -80,6 +84,15 @@ def run(
         return store.dir
     runtime.configure_backends()
     setup = prepare(config, data_dir, runtime)
+    store = open_store(setup, results)
+    with store.lock():
+        store.repair()  # damaged files go to RUN_DIR/damaged/; their levels are recomputed
+        return Experiment(setup, store, emit, should_stop, checkpoint_every, epoch_metrics).run()
+
+
+def open_store(setup: Setup, results: Path) -> RunStore:
+    """The run directory of a prepared config, created with its meta (versions, device, noise, sizes)."""
+    config, runtime = setup.config, setup.runtime
     params = dict(setup.model.named_parameters())
     meta = {
         "sddlab_version": __version__,
@@ -92,9 +105,7 @@ def run(
         "iterations_per_epoch": setup.per_epoch,
         "rewind_iteration": setup.rewind_point,
     }
-    store = RunStore.open_or_create(results, config, meta)
-    with store.lock():
-        return Experiment(setup, store, emit, should_stop, checkpoint_every, epoch_metrics).run()
+    return RunStore.open_or_create(results, config, meta)
 
 
 def with_seeds(config: Config, seeds: Sequence[int]) -> list[Config]:
@@ -108,7 +119,7 @@ def grid(config: Config, axes: dict[str, Sequence[Any]]) -> list[Config]:
     return [config.with_overrides(dict(zip(keys, values, strict=True))) for values in itertools.product(*axes.values())]
 
 
-def run_many(configs: Iterable[Config], results: str | Path = "results", *, progress: bool = True,
+def run_many(configs: Iterable[Config], results: str | Path | None = None, *, progress: bool = True,
              **run_kwargs: Any) -> pd.DataFrame:
     """Run (or resume, or read back) every config; one tidy table over all of them (see `sddlab.index`)."""
     configs = list(configs)  # each was validated on construction

@@ -1,4 +1,8 @@
-"""Run directories: atomic writes, safetensors checkpoints, per-level records, a results index."""
+"""Run directories: atomic writes, safetensors checkpoints, per-level records, a results index.
+
+Every file written here has its checksum recorded in the run's manifest (`sddlab.integrity`);
+reading a level table checks the records first, and `repair` moves damaged files aside under the lock.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,30 @@ import contextlib
 import json
 import os
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from sddlab.config import Config
 from sddlab.errors import ConfigError, SddError
+from sddlab.integrity import (
+    Damage,
+    DamagedRun,
+    Manifest,
+    check_files,
+    check_run,
+    describe,
+    inside,
+    move_aside,
+    record_files,
+)
 from sddlab.io import (
     atomic_write_text,
     load_metadata,
@@ -27,6 +44,7 @@ from sddlab.io import (
     write_json,
     write_parquet,
 )
+from sddlab.paths import results_dir
 
 CONFIG_FILE = "config.json"
 META_FILE = "meta.json"
@@ -51,6 +69,18 @@ class RunStore:
         self.dir = Path(run_dir)
         if not (self.dir / CONFIG_FILE).exists():
             raise SddError(f"{self.dir} is not a run directory (no {CONFIG_FILE})")
+        self.manifest = Manifest(self.dir)
+
+    def _checked(self, name: str) -> Callable[[str], None]:
+        """The hook that records a file's checksum in the manifest just before the file replaces the old one."""
+        return lambda digest: self.manifest.expect(name, digest)
+
+    def _inside(self, path: Path) -> Path:
+        """`path`, refused when it (or a link on the way) leads out of the run directory."""
+        if not inside(self.dir, path):
+            raise DamagedRun(f"{path} leads out of the run directory {self.dir} (a link or '..'): refusing "
+                             "to read it; remove the link")
+        return path
 
     # -- creation -------------------------------------------------------------------------------
     @classmethod
@@ -62,32 +92,91 @@ class RunStore:
             results.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=results, prefix=f".{run_dir.name}."))
             try:
-                atomic_write_text(staging / CONFIG_FILE, config.to_json() + "\n")
-                write_json(staging / META_FILE, meta)
+                staged = Manifest(staging)
+                atomic_write_text(staging / CONFIG_FILE, config.to_json() + "\n",
+                                  lambda digest: staged.expect(CONFIG_FILE, digest))
+                write_json(staging / META_FILE, meta, before_rename=lambda digest: staged.expect(META_FILE, digest))
                 with contextlib.suppress(OSError):  # another process created it first
                     staging.rename(run_dir)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         store = cls(run_dir)
+        store._replace_damaged_head(config, meta)
         stored = store.config()
         if stored.short_hash() != config.short_hash():
             raise SddError(f"{run_dir} holds a different config (hash {stored.short_hash()})")
         return store
 
-    def lock(self, timeout: float = -1) -> FileLock:
-        """One writer per run directory; a second process waits here."""
-        return FileLock(str(self.dir / ".lock"), timeout=timeout)
+    def _replace_damaged_head(self, config: Config, meta: dict[str, Any]) -> None:
+        """Move a damaged config.json / meta.json aside and write them again from what the caller knows."""
+        heads = {CONFIG_FILE, META_FILE}
+        if any(d.path in heads for d in check_run(self.dir)):
+            with self.lock():
+                damaged = [d for d in check_run(self.dir) if d.path in heads]
+                if damaged:
+                    self._move_aside(damaged)
+                    if not (self.dir / CONFIG_FILE).exists():
+                        atomic_write_text(self.dir / CONFIG_FILE, config.to_json() + "\n", self._checked(CONFIG_FILE))
+                    if not (self.dir / META_FILE).exists():
+                        write_json(self.dir / META_FILE, meta, before_rename=self._checked(META_FILE))
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float = -1) -> Iterator[FileLock]:
+        """One writer per run directory; a second process says the run is busy, then waits here."""
+        lock = FileLock(str(self.dir / ".lock"), timeout=timeout)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"sddlab: {self.dir} is busy (another process is writing it); waiting for it to finish",
+                  file=sys.stderr, flush=True)
+            lock.acquire()
+        try:
+            yield lock
+        finally:
+            lock.release()
+
+    # -- integrity ------------------------------------------------------------------------------
+    def _move_aside(self, damages: list[Damage]) -> None:
+        folder, moved = move_aside(self.dir, damages)
+        for name in moved:
+            print(f"sddlab: moved damaged {name} to {folder}/ (it will be recomputed)", file=sys.stderr, flush=True)
+
+    def repair(self) -> list[Damage]:
+        """Under the lock: move damaged files aside (never deleting) and drop stale temporary files;
+        returns what was damaged. The levels whose record went are recomputed by the next run."""
+        for stale in self.dir.rglob(".*.tmp"):
+            if stale.is_file() and not stale.is_symlink():
+                stale.unlink()
+        damages = check_run(self.dir)
+        if damages:
+            self._move_aside(damages)
+            self.write_tables()
+        return damages
 
     # -- config and meta ------------------------------------------------------------------------
     def config(self) -> Config:
-        return Config.from_json((self.dir / CONFIG_FILE).read_text())
+        """The stored config; a config.json that is not a valid config is a one-line error naming it."""
+        path = self._inside(self.dir / CONFIG_FILE)
+        try:
+            return Config.from_json(path.read_text())
+        except (ValueError, TypeError, UnicodeDecodeError) as error:
+            raise DamagedRun(f"{path} is not a valid sddlab config ({str(error).splitlines()[0]}); "
+                             "restore it or remove the run directory") from None
 
     def meta(self) -> dict[str, Any]:
-        path = self.dir / META_FILE
-        return read_json(path) if path.exists() else {}
+        path = self._inside(self.dir / META_FILE)
+        if not path.exists():
+            return {}
+        try:
+            meta = read_json(path)
+        except (ValueError, UnicodeDecodeError):
+            meta = None
+        if not isinstance(meta, dict):
+            raise DamagedRun(describe(self.dir, [Damage(META_FILE, "not a JSON object")]))
+        return meta
 
     def update_meta(self, **values: Any) -> None:
-        write_json(self.dir / META_FILE, {**self.meta(), **values})
+        write_json(self.dir / META_FILE, {**self.meta(), **values}, before_rename=self._checked(META_FILE))
 
     # -- checkpoints ----------------------------------------------------------------------------
     def checkpoint_path(self, name: str) -> Path:
@@ -97,15 +186,24 @@ class RunStore:
         return self.checkpoint_path(name).exists()
 
     def save_checkpoint(self, name: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None):
-        save_tensors(self.checkpoint_path(name), tensors, metadata)
+        save_tensors(self.checkpoint_path(name), tensors, metadata, self._checked(f"checkpoints/{name}.safetensors"))
+
+    def _intact_checkpoint(self, name: str) -> Path:
+        """The checkpoint's path once its checksum and structure verify; else a one-line `DamagedRun`."""
+        path = self._inside(self.checkpoint_path(name))
+        damages = check_files(self.dir, [f"checkpoints/{name}.safetensors"])
+        if damages:
+            raise DamagedRun(describe(self.dir, damages))
+        return path
 
     def load_checkpoint(self, name: str, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-        return load_tensors(self.checkpoint_path(name), device)
+        return load_tensors(self._intact_checkpoint(name), device)
 
     def checkpoint_metadata(self, name: str) -> dict[str, str]:
-        return load_metadata(self.checkpoint_path(name))
+        return load_metadata(self._intact_checkpoint(name))
 
     def remove_checkpoint(self, name: str) -> None:
+        self.manifest.forget([f"checkpoints/{name}.safetensors"])
         self.checkpoint_path(name).unlink(missing_ok=True)
 
     def save_level_state(self, level: int, mask: dict[str, torch.Tensor], weights: dict[str, torch.Tensor]) -> None:
@@ -137,13 +235,17 @@ class RunStore:
 
     def save_level(self, level: int, record: dict[str, Any]) -> None:
         """Write the record (the level's 'done' marker, so its checkpoints go first) and the tables."""
-        write_json(self._record_path(level), record)
+        write_json(self._record_path(level), record, before_rename=self._checked(f"levels/level_{level:02d}.json"))
         self.write_tables()
 
     def records(self) -> list[dict[str, Any]]:
-        """Every finished level's record, by level; values JSON stores as null (undefined) read as NaN."""
-        paths = sorted((self.dir / "levels").glob("level_*.json"))
-        return [row for path in paths for row in read_rows(path)]
+        """Every finished level's record, by level; values JSON stores as null (undefined) read as NaN.
+
+        A damaged record (checksum, JSON, a link out of the directory) is a one-line `DamagedRun`."""
+        damages = check_run(self.dir, records_only=True)
+        if damages:
+            raise DamagedRun(describe(self.dir, damages))
+        return [row for path in record_files(self.dir).values() for row in read_rows(path)]
 
     def table(self) -> pd.DataFrame:
         """The level table of a finished or partial run, one row per finished level."""
@@ -151,12 +253,18 @@ class RunStore:
 
     def write_tables(self) -> None:
         table = self.table()
-        atomic_write_text(self.dir / TABLE_CSV, table.to_csv(index=False))
-        write_parquet(self.dir / TABLE_PARQUET, table)
+        atomic_write_text(self.dir / TABLE_CSV, table.to_csv(index=False), self._checked(TABLE_CSV))
+        write_parquet(self.dir / TABLE_PARQUET, table, self._checked(TABLE_PARQUET))
+
+
+class DamagedRunWarning(UserWarning):
+    """A run directory the index skipped because a file in it is damaged."""
 
 
 def load(run_dir: str | Path) -> pd.DataFrame:
-    """The level table of one run directory, config fields as columns (`noise.rate`, ...)."""
+    """The level table of one run directory, config fields as columns (`noise.rate`, ...); a damaged
+    record is a one-line `DamagedRun` naming it."""
+    RunStore(Path(run_dir)).records()
     return index([run_dir])
 
 
@@ -165,20 +273,27 @@ def find_runs(root: str | Path) -> list[Path]:
     return sorted(path.parent for path in Path(root).rglob(CONFIG_FILE) if not path.parent.name.startswith("."))
 
 
-def index(paths: str | Path | Iterable[str | Path] = "results") -> pd.DataFrame:
-    """A tidy DataFrame over many runs: one row per run × finished level, config fields as columns."""
-    if isinstance(paths, (str, Path)):
-        root = Path(paths)
+def index(runs: str | Path | Iterable[str | Path] | None = None) -> pd.DataFrame:
+    """A tidy DataFrame over many runs: one row per run × finished level, config fields as columns.
+
+    `runs`: a folder of run directories (None: `sddlab.paths.results_dir()`), one run directory, or a list.
+    """
+    if runs is None or isinstance(runs, (str, Path)):
+        root = results_dir(runs)
         if not root.is_dir():
             raise SddError(f"results={str(root)!r} is not allowed: an existing folder of run directories")
-        paths = [root] if (root / CONFIG_FILE).exists() else find_runs(root)
+        runs = [root] if (root / CONFIG_FILE).exists() else find_runs(root)
     frames = []
-    for path in paths:
+    for path in runs:
         store = RunStore(Path(path))
-        table = store.table()
+        try:
+            table = store.table()
+            config = store.config()
+        except DamagedRun as error:  # one damaged run among many: name it, index the others
+            warnings.warn(str(error), DamagedRunWarning, stacklevel=2)
+            continue
         if table.empty:
             continue
-        config = store.config()
         for key, value in config.flat().items():
             table[key] = value
         table["run"] = store.dir.name

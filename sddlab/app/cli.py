@@ -4,26 +4,29 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import typer
 
 import sddlab
-from sddlab import analyses
-from sddlab.analyses.cache import AnalysisResult
-from sddlab.app.notebooks import execute, parse_value
-from sddlab.app.tables import format_result, format_table
+from sddlab.app.analysis_runner import parse_levels, print_result, run_kind
+from sddlab.app.notebooks import copy_notebooks, execute, open_jupyter, parse_value, register_kernel
+from sddlab.app.tables import format_table
 from sddlab.config import Config, parse_assignment
 from sddlab.data.tinyimagenet import reorganise_tiny_imagenet
 from sddlab.errors import SddError
+from sddlab.figures.axis import paper_axis
 from sddlab.figures.curve import curve_figure
 from sddlab.io import write_html
 from sddlab.phases import detect_phases
 from sddlab.presets import cost, get_preset, list_presets
+from sddlab.runs import run_dir_of
 from sddlab.runtime import Runtime, resolve_device
 from sddlab.store import RunStore, index
+from sddlab.version import __version__
+
+RESULTS_HELP = "folder of run directories [default: $SDDLAB_RESULTS, else ./results]"
+DATA_HELP = "folder of data sets [default: $SDDLAB_DATA, else ./data]"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Reproduce, explore and teach sparse double descent.")
@@ -50,10 +53,10 @@ def run(
     preset: str = typer.Option("digits", help="preset name (see `sddlab presets`)"),
     set_: list[str] = typer.Option([], "--set", help="override, e.g. noise.rate=0.2 (repeatable)"),
     config_file: Path | None = typer.Option(None, "--config", help="a config.json instead of a preset"),
-    results: Path = typer.Option(Path("results"), help="folder holding run directories"),
-    data: Path = typer.Option(Path("data"), help="folder holding data sets"),
+    results: Path | None = typer.Option(None, help=RESULTS_HELP),
+    data: Path | None = typer.Option(None, help=DATA_HELP),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
-    amp: bool = typer.Option(True, help="CUDA: bf16 autocast"),
+    amp: bool | None = typer.Option(None, "--amp/--no-amp", help="bf16 autocast: sets training.precision"),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model"),
     deterministic: bool = typer.Option(False, help="CUDA: deterministic kernels (slower)"),
     figure: bool = typer.Option(True, help="write figure.html into the run directory"),
@@ -61,15 +64,18 @@ def run(
 ) -> None:
     """Run (or resume) a preset with overrides; print the level table and write the figure."""
     config = _build_config(preset, config_file, set_)
-    runtime = Runtime(device=resolve_device(device), amp=amp, compile=compile_model, deterministic=deterministic)
+    if amp is not None:  # precision is part of the run's identity (its hash), so the flag sets the config
+        config = config.with_overrides({"training.precision": "bf16" if amp else "fp32"})
+    runtime = Runtime(device=resolve_device(device), compile=compile_model, deterministic=deterministic)
     try:
         run_dir = sddlab.run(config, results, data_dir=data, progress=not quiet, runtime=runtime)
     except KeyboardInterrupt:
         typer.echo(f"\ninterrupted: finished levels are kept; run the same command to resume "
-                   f"({results / config.run_name()})", err=True)
+                   f"({run_dir_of(config, results)})", err=True)
         raise typer.Exit(130) from None
     table = sddlab.load(run_dir)
     typer.echo(format_table(table))
+    table = paper_axis(table)  # official-count runs: phases and figure on the paper's sparsity
     phases = detect_phases(table)
     typer.echo(f"phases: {phases.summary}")
     if figure:
@@ -109,7 +115,7 @@ def show(
 
 @app.command("index")
 def index_command(
-    results: Path = typer.Argument(Path("results"), help="a folder of run directories"),
+    results: Path | None = typer.Argument(None, help="a folder of run directories (default: " + RESULTS_HELP + ")"),
     output: Path | None = typer.Option(None, help="write the tidy table as .csv or .parquet"),
 ) -> None:
     """One tidy table over many runs: a row per run x level, config fields as columns."""
@@ -120,6 +126,38 @@ def index_command(
         table.to_parquet(output, index=False)
     else:
         table.to_csv(output, index=False)
+
+
+@app.callback(invoke_without_command=True)
+def _global_options(
+    version: bool = typer.Option(False, "--version", help="print the version and exit", is_eager=True),
+) -> None:
+    """Reproduce, explore and teach sparse double descent."""
+    if version:
+        typer.echo(f"sddlab {__version__}")
+        raise typer.Exit()
+
+
+@app.command("copy-notebooks")
+def copy_notebooks_command(
+    folder: Path = typer.Argument(Path("notebooks"), help="where the notebooks go"),
+    overwrite: bool = typer.Option(False, help="replace notebooks that differ from the packaged ones"),
+    kernel: bool = typer.Option(True, help="register this Python as the Jupyter kernel the notebooks use"),
+) -> None:
+    """Copy the packaged notebooks into FOLDER for JupyterLab (edited ones are kept) and register the kernel."""
+    outcome = copy_notebooks(folder, overwrite)
+    for name, what in outcome.items():
+        typer.echo(f"{what:>6}  {folder / name}.ipynb")
+    if kernel:
+        register_kernel()
+    typer.echo(f"open them with: sddlab jupyter {folder}")
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def jupyter(ctx: typer.Context, folder: Path = typer.Argument(Path("notebooks"), help="a folder of notebooks")) -> None:
+    """Open JupyterLab on FOLDER (further options go to JupyterLab); notebooks write to ./results and read
+    ./data of the current folder, or the SDDLAB_RESULTS / SDDLAB_DATA variables."""
+    raise typer.Exit(open_jupyter(folder, list(ctx.args)))
 
 
 @app.command("tiny-imagenet")
@@ -159,7 +197,7 @@ def analyse(
     run_dirs: list[Path] = typer.Argument(..., help="a run directory (several for phases, correlations, all)"),
     levels: str | None = typer.Option(None, help="comma-separated levels, e.g. 0,5,10 (default: every finished "
                                       "level; flatness: the dense, critical, sweet and collapse levels)"),
-    data: Path = typer.Option(Path("data"), help="folder holding data sets"),
+    data: Path | None = typer.Option(None, help=DATA_HELP),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     duration: str | None = typer.Option(None, help="re-dense length, e.g. 160ep (default: the run's duration)"),
     lr: float | None = typer.Option(None, help="re-dense constant LR (default: the schedule's final LR)"),
@@ -184,72 +222,6 @@ def analyse(
     )
     for outcome in outcomes:
         print_result(outcome, typer.echo)
-
-
-KINDS: tuple[str, ...] = (
-    "distance", "redense", "interpolation", "landscape", "curvature", "tickets", "phases", "flatness",
-    "correlations", "all",
-)
-MULTI_RUN = ("phases", "correlations", "all")
-
-
-def parse_levels(text: str | None) -> list[int] | None:
-    """'0,5,10' -> [0, 5, 10]; None stays None."""
-    if text is None:
-        return None
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise SddError(f"--levels={text!r} is not allowed: comma-separated level numbers, e.g. 0,5,10") from None
-
-
-def run_kind(kind: str, run_dirs: list[Path], *, levels: list[int] | None, data_dir: Path, device: str,
-             redense_options: dict[str, Any], interpolation_options: dict[str, Any],
-             landscape_options: dict[str, Any], curvature_options: dict[str, Any], oneshot: bool,
-             results: Path | None, progress: bool) -> list[AnalysisResult]:
-    """Run one kind of analysis on the run directories; returns its results (three for 'all')."""
-    if kind not in KINDS:
-        raise SddError(f"analysis kind {kind!r} is not allowed: one of {', '.join(KINDS)}")
-    if not run_dirs:
-        raise SddError("no run directory given: sddlab analyse KIND RUN_DIR [RUN_DIR ...]")
-    if len(run_dirs) > 1 and kind not in MULTI_RUN:
-        raise SddError(f"analysis {kind!r} takes one run directory ({len(run_dirs)} given); "
-                       f"several only for {', '.join(MULTI_RUN)}")
-    runs = [analyses.AnalysedRun(path, data_dir, device) for path in run_dirs]
-    run = runs[0]
-    if levels is not None:
-        run.check_levels(levels)
-    common = {"progress": progress}
-    calls: dict[str, Callable[[], Any]] = {
-        "distance": lambda: analyses.distance(run, levels, **common),
-        "redense": lambda: analyses.redense(run, levels, **redense_options, **common),
-        "interpolation": lambda: analyses.interpolation(run, levels, **redense_options, **interpolation_options,
-                                                        **common),
-        "landscape": lambda: analyses.landscape(run, levels, **landscape_options, **common),
-        "curvature": lambda: analyses.curvature(run, levels, **curvature_options, **common),
-        "tickets": lambda: analyses.tickets(run, levels, oneshot=oneshot, results=results, **common),
-        "phases": lambda: analyses.phases(runs),
-        "flatness": lambda: analyses.flatness(
-            run, levels=None if levels is None else {f"level {lv}": lv for lv in levels},
-            redense_options=redense_options, interpolation_options=interpolation_options,
-            landscape_options=landscape_options, curvature_options=curvature_options, **common),
-        "correlations": lambda: analyses.correlations(runs, curvature_options=curvature_options, **common),
-        "all": lambda: list(analyses.analyse_all(
-            runs, oneshot=oneshot, curvature_options=curvature_options, redense_options=redense_options,
-            interpolation_options=interpolation_options, landscape_options=landscape_options, **common).values()),
-    }
-    outcome = calls[kind]()
-    return outcome if isinstance(outcome, list) else [outcome]
-
-
-def print_result(result: AnalysisResult, echo: Callable[[str], None]) -> None:
-    """Print one result (title, summary, table) and write its figures into its analysis folder."""
-    echo(f"== {result.kind} ==")
-    if result.summary:
-        echo(result.summary)
-    echo(format_result(result))
-    paths = result.write_figures()
-    echo(f"analysis folder: {result.directory} ({len(paths)} figures)")
 
 
 def main() -> None:

@@ -1,14 +1,25 @@
-"""Run the project's notebooks headless with papermill, parameters injected, outputs under results/."""
+"""The notebooks that ship inside the package: run them headless, copy them for JupyterLab, open JupyterLab.
+
+Headless runs (papermill) execute in the current folder, so a notebook's run directories and outputs
+follow `sddlab.paths` (SDDLAB_RESULTS, else ./results) wherever the package is installed.
+"""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from sddlab import paths
 from sddlab.errors import ConfigError, SddError
 
-NOTEBOOK_DIR = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOK_DIR = Path(str(resources.files("sddlab") / "notebooks"))
+KERNEL_NAME = "python3"  # papermill: the interpreter running sddlab (Jupyter's native kernel)
 
 
 def available(notebook_dir: Path = NOTEBOOK_DIR) -> list[str]:
@@ -30,26 +41,76 @@ def execute(
     notebook_dir: Path = NOTEBOOK_DIR,
     progress: bool = True,
 ) -> Path:
-    """Execute notebook `name` with papermill; returns the executed copy's path.
+    """Execute notebook `name` with papermill in the current folder; returns the executed copy's path.
 
-    Relative paths among the parameters are the notebook's own (it runs in `notebooks/`); by default the
-    executed notebook, its figures and its values.json go to results/notebooks/<name>/.
+    By default the executed notebook, its figures and its values.json go to
+    `<results>/notebooks/<name>/`, `<results>` being the `results` parameter or `sddlab.paths.results_dir()`.
     """
-    import papermill
+    import papermill  # the notebooks extra
 
     names = available(notebook_dir)
     if name not in names:
         raise ConfigError("notebook", name, f"one of {', '.join(names)}")
-    output_dir = Path(output_dir) if output_dir else notebook_dir.parent / "results" / "notebooks" / name
+    results = (parameters or {}).get("results")
+    output_dir = Path(output_dir) if output_dir else paths.results_dir(results) / "notebooks" / name
     output_dir = output_dir.resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"output_dir": str(output_dir), **(parameters or {})}
     target = output_dir / f"{name}.ipynb"
     try:
         papermill.execute_notebook(
-            str(notebook_dir / f"{name}.ipynb"), str(target), parameters=parameters, cwd=str(notebook_dir),
-            progress_bar=progress, kernel_name="python3",
+            str(notebook_dir / f"{name}.ipynb"), str(target), parameters=parameters, cwd=str(Path.cwd()),
+            progress_bar=progress, kernel_name=KERNEL_NAME,
         )
     except papermill.PapermillExecutionError as error:
         raise SddError(f"notebook {name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}") from None
     return target
+
+
+def copy_notebooks(folder: str | Path, overwrite: bool = False, notebook_dir: Path = NOTEBOOK_DIR) -> dict[str, str]:
+    """Copy the packaged notebooks into `folder` for JupyterLab; returns name -> 'copied', 'kept' or 'same'.
+
+    A notebook already there that differs from the packaged one is kept (the user may have edited it)
+    unless `overwrite`.
+    """
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError("folder", str(folder), "a folder (it is a file)")
+    folder.mkdir(parents=True, exist_ok=True)
+    outcome = {}
+    for source in sorted(notebook_dir.glob("*.ipynb")):
+        target = folder / source.name
+        if target.exists() and target.read_bytes() == source.read_bytes():
+            outcome[source.stem] = "same"
+        elif target.exists() and not overwrite:
+            outcome[source.stem] = "kept"
+        else:
+            shutil.copyfile(source, target)
+            outcome[source.stem] = "copied"
+    return outcome
+
+
+def register_kernel(name: str = "sddlab", display_name: str = "Python (sddlab)") -> None:
+    """Register this interpreter as the user's Jupyter kernel `name`, for a JupyterLab installed elsewhere."""
+    command = [sys.executable, "-m", "ipykernel", "install", "--user", "--name", name, "--display-name", display_name]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise SddError(f"registering the Jupyter kernel failed: {last} (is the notebooks extra installed?)")
+
+
+def jupyter_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment JupyterLab runs in: data and results pinned to this folder's (unless already set)."""
+    env = dict(os.environ if base is None else base)
+    env.setdefault(paths.RESULTS_ENV, str(paths.results_dir().resolve()))
+    env.setdefault(paths.DATA_ENV, str(paths.data_dir().resolve()))
+    return env
+
+
+def open_jupyter(folder: str | Path, extra: list[str] | None = None) -> int:
+    """Open JupyterLab on `folder` (blocks until it exits); notebooks write to this folder's results/."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ConfigError("folder", str(folder), "an existing folder of notebooks (see `sddlab copy-notebooks`)")
+    command = [sys.executable, "-m", "jupyterlab", str(folder), *(extra or [])]
+    return subprocess.call(command, env=jupyter_environment())

@@ -7,14 +7,16 @@ from typing import Any
 
 import plotly.graph_objects as go
 
+from sddlab import paths
 from sddlab.io import json_safe, write_html, write_json
 
 
 class NotebookOutputs:
     """A folder of figures (`NAME.html`) and one `values.json` that tests and readers can check."""
 
-    def __init__(self, output_dir: str | Path):
-        self.dir = Path(output_dir)
+    def __init__(self, output_dir: str | Path | None, name: str = "notebook", results: str | Path | None = None):
+        """`output_dir` None: `<results>/notebooks/<name>/`, results following `sddlab.paths`."""
+        self.dir = Path(output_dir) if output_dir else paths.results_dir(results) / "notebooks" / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.values: dict[str, Any] = {}
 

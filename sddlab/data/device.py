@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sddlab import paths
 from sddlab.config import DataConfig, NoiseConfig
 from sddlab.data.noise import corrupt_labels
 from sddlab.data.registry import DATASETS, DatasetSpec, RawData
@@ -64,18 +65,25 @@ def _load_raw(name: str, data_dir: str) -> RawData:
 
 
 def prepare_data(
-    data: DataConfig, noise: NoiseConfig, seed: int, data_dir: str | Path = "data", device: str | torch.device = "cpu"
+    data: DataConfig,
+    noise: NoiseConfig,
+    seed: int,
+    data_dir: str | Path | None = None,
+    device: str | torch.device = "cpu",
 ) -> DeviceData:
-    """Load a data set by name, subsample and corrupt its training labels (independent streams), move it."""
+    """Load a data set by name, subsample and corrupt its training labels (independent streams), move it.
+
+    `data_dir` None follows `sddlab.paths.data_dir` (the SDDLAB_DATA variable, else ./data)."""
     spec = DATASETS[data.name]
-    raw = _load_raw(data.name, str(Path(data_dir).resolve()))
+    raw = _load_raw(data.name, str(paths.data_dir(data_dir).resolve()))
     x_train, y_train = raw.x_train, raw.y_train
     if data.subset is not None and data.subset < len(y_train):
         keep = np.sort(numpy_stream(seed, "subset").choice(len(y_train), size=data.subset, replace=False))
         x_train, y_train = x_train[keep], y_train[keep]
-    labels = corrupt_labels(
-        y_train.numpy(), raw.num_classes, noise.type, noise.rate, numpy_stream(seed, "noise"), spec.asymmetric
-    )
+    mapping = spec.asymmetric
+    if noise.asymmetric_map == "official" and spec.asymmetric_official is not None:
+        mapping = spec.asymmetric_official
+    labels = corrupt_labels(y_train.numpy(), raw.num_classes, noise.type, noise.rate, numpy_stream(seed, "noise"), mapping)
     device = torch.device(device)
     return DeviceData(
         spec=spec,
