@@ -27,6 +27,6 @@ class Catalog(dict[str, Entry], Generic[Entry]):
 
     def lookup(self, name: str) -> Entry:
         """The entry of `name`, or a ConfigError naming the field, the value and the known names."""
-        if name not in self:
+        if not isinstance(name, str) or name not in self:
             raise ConfigError(self.field, name, self.allowed())
         return self[name]

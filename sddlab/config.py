@@ -7,7 +7,7 @@ import json
 import re
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sddlab.catalog import Catalog
 from sddlab.data import DATASETS
@@ -67,6 +67,9 @@ NoiseType = Literal["random", "symmetric", "pairflip", "asymmetric"]
 class NoiseConfig(_Section):
     type: NoiseType = "symmetric"
     rate: float = Field(0.0, ge=0.0, lt=1.0, description="nominal fraction of corrupted training labels")
+    asymmetric_map: Literal["classes", "official"] = _neutral(
+        "classes", description="asymmetric noise: the data set's class map, or the paper's code's (CIFAR-100: "
+        "blocks of five consecutive class indices)")
 
 
 class ModelConfig(_Section):
@@ -98,6 +101,7 @@ class TrainingConfig(_Section):
     milestones: tuple[DurationField, ...] = ()
     gamma: float = Field(0.1, gt=0)
     warmup: DurationField = Duration(0, "it")
+    precision: Literal["fp32", "bf16"] = _neutral("fp32", description="bf16: autocast forward passes (any device)")
 
     @field_validator("duration")
     @classmethod
@@ -114,6 +118,14 @@ class PruningConfig(_Section):
     strategy: Literal["iterative", "oneshot"] = _neutral(
         "iterative", description="oneshot: level L prunes the dense model's weights straight to 1 - (1-fraction)^L"
     )
+    count: Literal["prunable", "official"] = _neutral(
+        "prunable", description="official: the paper's code's count, ceil(fraction x (remaining + ignored)) + 1")
+
+    @model_validator(mode="after")
+    def _official_is_global(self) -> PruningConfig:
+        if self.count == "official" and self.scope != "global":
+            raise ConfigError("count", self.count, "prunable with scope layerwise (official is global only)")
+        return self
 
 
 class RetrainingConfig(_Section):
@@ -127,6 +139,9 @@ class RetrainingConfig(_Section):
 class ExperimentConfig(_Section):
     levels: int = Field(30, ge=0, description="pruning levels after the dense level 0")
     seed: int = Field(0, ge=0)
+    measure_on: Literal["clean", "augmented"] = _neutral(
+        "clean", description="train accuracy, memorisation and gradient scores on un-augmented images, or on "
+        "the augmented training stream in eval mode (the paper's code)")
 
 
 class Config(_Section):
@@ -182,6 +197,8 @@ class Config(_Section):
 
     def with_overrides(self, overrides: dict[str, Any]) -> Config:
         """A copy with dotted-path overrides such as {'noise.rate': 0.2}, validated again."""
+        if not isinstance(overrides, dict) or not all(isinstance(key, str) for key in overrides):
+            raise ConfigError("overrides", overrides, "a dict of 'section.field': value, e.g. {'noise.rate': 0.2}")
         data = self.model_dump(mode="json")
         for path, value in overrides.items():
             parts = path.split(".")

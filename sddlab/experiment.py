@@ -15,6 +15,7 @@ from torch import nn
 from sddlab import pruning
 from sddlab.config import Config
 from sddlab.data.device import DeviceData, prepare_data
+from sddlab.divergence import Diverged, check_epoch, diverged_record, stop_if_diverged
 from sddlab.errors import ConfigError
 from sddlab.events import EpochEnded, LevelFinished, LevelStarted, Listener, RunFinished, RunStarted
 from sddlab.metrics import evaluate, learning_distance, measure
@@ -48,7 +49,7 @@ class Setup:
     runtime: Runtime
 
 
-def prepare(config: Config, data_dir: str | Path = "data", runtime: Runtime = Runtime()) -> Setup:
+def prepare(config: Config, data_dir: str | Path | None = None, runtime: Runtime = Runtime()) -> Setup:
     """Validate what needs the data and the model (ignored layers, durations) and build both."""
     seed = config.experiment.seed
     data = prepare_data(config.data, config.noise, seed, data_dir, runtime.device)
@@ -65,7 +66,9 @@ def prepare(config: Config, data_dir: str | Path = "data", runtime: Runtime = Ru
     if rewind_point >= total:
         raise ConfigError("retraining.rewind_point", str(config.retraining.rewind_point),
                           f"a point before the end of training ({total} iterations)")
+    _check_levels(config, sum(params[name].numel() for name in prunable), ignored_weights)
     model.to(runtime.device)
+    runtime = dataclasses.replace(runtime, amp=config.training.precision == "bf16")  # precision is the config's
     # channels-last pays for conv nets (20-30 % per step on the CPU too); other models keep NCHW inputs
     runtime = dataclasses.replace(
         runtime, channels_last=runtime.channels_last and any(isinstance(m, nn.Conv2d) for m in model.modules()))
@@ -74,6 +77,18 @@ def prepare(config: Config, data_dir: str | Path = "data", runtime: Runtime = Ru
     if runtime.compile:
         model.compile()
     return Setup(config, data, model, prunable, ignored_weights, per_epoch, total, rewind_point, runtime)
+
+
+def _check_levels(config: Config, total: int, ignored: int) -> None:
+    """The official count removes one more weight per level: refuse levels that would leave none."""
+    cfg = config.pruning
+    if cfg.count != "official" or cfg.strategy != "iterative":
+        return
+    left = pruning.planned_remaining(total, cfg.fraction, config.experiment.levels, ignored, cfg.count)
+    if left[-1] <= 0:
+        last = next(level for level, kept in enumerate(left) if kept <= 0) - 1
+        raise ConfigError("experiment.levels", config.experiment.levels,
+                          f"at most {last} with pruning.count=official (level {last + 1} would leave no weight)")
 
 
 def level_span(setup: Setup, level: int, stream: str | None = None) -> Span:
@@ -103,6 +118,19 @@ def replay_stored(store: RunStore, listener: Listener, epochs_per_level: list[in
     for record in records:
         listener(LevelFinished(record, cached=True))
     return len(records)
+
+
+@dataclass
+class LevelStart:
+    """A level pruned and reset, ready to train: what `Experiment.finish_level` needs to record it."""
+
+    level: int
+    mask: pruning.Mask
+    start_state: Weights
+    span: Span
+    init: Weights
+    rewind: Weights
+    began: float
 
 
 class Experiment:
@@ -171,6 +199,7 @@ class Experiment:
                                 runtime=self.setup.runtime)
                 stats = dataclasses.replace(stats, test_acc=test.acc)
             self.listener(EpochEnded(level, stats))
+            check_epoch(level, stats, self.model, self.setup.data, self.setup.runtime, self.config)  # Diverged
             stop = self.should_stop is not None and self.should_stop()
             if stats.finished:  # nothing left to stop or to resume
                 return
@@ -200,17 +229,27 @@ class Experiment:
             scores = pruning.random_scores(mask, torch_stream(self.seed, "prune-random", level))
         else:
             scores = pruning.gradient_scores(self.model, mask, self._gradient_batch_loss(level))
-        return pruning.prune_mask(scores, mask, fraction, cfg.scope)
+        return pruning.prune_mask(scores, mask, fraction, cfg.scope, self.setup.ignored_weights, cfg.count)
+
+    def _augmentation(self, *stream: object) -> torch.Generator | None:
+        """A seeded augmentation stream when measurements use augmented images (experiment.measure_on)."""
+        if self.config.experiment.measure_on != "augmented":
+            return None
+        generator = torch.Generator(device=self.setup.data.device)
+        return generator.manual_seed(stream_seed(self.seed, *stream))
 
     def _gradient_batch_loss(self, level: int) -> Callable[[nn.Module], torch.Tensor]:
-        """The loss on one seeded batch of training examples that gradient scores are taken on."""
+        """The loss on one seeded batch of training examples that gradient scores are taken on
+        (augmented like a training batch when experiment.measure_on is augmented, as the paper's code)."""
         data = self.setup.data
         generator = torch_stream(self.seed, "prune-gradient", level)
         index = torch.randperm(data.num_train, generator=generator)[: self.config.training.batch_size]
         index = index.to(data.device)
+        augment = self._augmentation("prune-gradient-augment", level)
 
         def loss_fn(model: nn.Module) -> torch.Tensor:
-            inputs = data.spec.eval_transform(data.x_train[index])
+            batch = data.x_train[index]
+            inputs = data.spec.eval_transform(batch) if augment is None else data.spec.train_transform(batch, augment)
             return nn.functional.cross_entropy(model(inputs), data.y_train[index])
 
         return loss_fn
@@ -229,13 +268,21 @@ class Experiment:
         return previous  # finetune and lr-rewind continue from the previous level's weights
 
     def run(self) -> Path:
-        levels = self.config.experiment.levels + 1
-        replay_stored(self.store, self.listener, [level_span(self.setup, lv).epochs for lv in range(levels)])
-        init = self._init_state()
-        rewind = self._rewind_state(init)
-        for level in range(levels):
+        init, rewind = self.begin()
+        for level in range(self.config.experiment.levels + 1):
             if not self.store.has_level(level):
                 self._run_level(level, init, rewind)
+        return self.end()
+
+    def begin(self) -> tuple[Weights, Weights]:
+        """Announce the run and its stored levels; returns the original init and the rewind-point weights."""
+        levels = self.config.experiment.levels + 1
+        replay_stored(self.store, self.listener, [level_span(self.setup, lv).epochs for lv in range(levels)])
+        stop_if_diverged(self.store.records())
+        init = self._init_state()
+        return init, self._rewind_state(init)
+
+    def end(self) -> Path:
         self.store.remove_checkpoint("partial-pretrain")
         self.store.update_meta(finished=True)
         self.listener(RunFinished(self.store.dir))
@@ -243,6 +290,20 @@ class Experiment:
 
     def _run_level(self, level: int, init: Weights, rewind: Weights) -> None:
         """Prune, reset, train and measure one level, then store it (the record last)."""
+        start = self.start_level(level, init, rewind)
+        try:
+            self._train_span(level, start.mask, start.span)
+        except Diverged as error:  # recorded with its reason (no checkpoint), then the run stops
+            record = diverged_record(level, start.mask, self.setup.ignored_weights, error)
+            self.store.save_level(level, record)
+            self.store.remove_checkpoint(f"partial-{start.span.stream}")
+            self.listener(LevelFinished(record))
+            raise
+        self.finish_level(start)
+
+    def start_level(self, level: int, init: Weights, rewind: Weights) -> LevelStart:
+        """Prune and reset: the level's mask, start weights (in the model unless a partial checkpoint waits)
+        and span. Lockstep seeds call this, train together, then call `finish_level`."""
         began = time.perf_counter()
         mask, previous = pruning.dense_mask(self.model, self.setup.prunable), None
         if level > 0:
@@ -253,10 +314,14 @@ class Experiment:
         span = level_span(self.setup, level)
         if not self.store.has_checkpoint(f"partial-{span.stream}"):
             self.model.load_state_dict(start_state)
-        self._train_span(level, mask, span)
+        return LevelStart(level, mask, start_state, span, init, rewind, began)
+
+    def finish_level(self, start: LevelStart) -> None:
+        """Measure the trained model and store the level: checkpoint first, the record last."""
+        level, mask, span = start.level, start.mask, start.span
         final = self._state()
-        record = self._record(level, mask, init, rewind, start_state, span.end - span.start)
-        record["seconds"] = round(time.perf_counter() - began, 3)
+        record = self._record(level, mask, start.init, start.rewind, start.start_state, span.end - span.start)
+        record["seconds"] = round(time.perf_counter() - start.began, 3)
         self.store.save_level_state(level, mask, final)
         self.store.save_level(level, record)
         self.store.remove_checkpoint(f"partial-{span.stream}")
@@ -275,7 +340,7 @@ class Experiment:
             "remaining": kept,
             "sparsity_paper": 1.0 - (kept + ignored) / (total + ignored),
             "remaining_paper": kept + ignored,
-            **measure(self.model, self.setup.data, self.setup.runtime),
+            **measure(self.model, self.setup.data, self.setup.runtime, self._augmentation("measure", level)),
             "learning_distance": learning_distance(init, weights, mask, from_pruned_as_zero=True),
             "learning_distance_rewind": learning_distance(rewind, weights, mask, from_pruned_as_zero=False),
             "learning_distance_start": learning_distance(start, weights, mask, from_pruned_as_zero=False),

@@ -119,10 +119,20 @@ def level_metrics(
     return {"train_acc_clean": clean_acc, "memorized": memorized}
 
 
-def measure(model: nn.Module, data: DeviceData, runtime: Runtime = Runtime()) -> dict[str, float]:
-    """The accuracy part of a level record: test, noisy-label and clean-label train, memorised."""
+def measure(model: nn.Module, data: DeviceData, runtime: Runtime = Runtime(),
+            augment: torch.Generator | None = None) -> dict[str, float]:
+    """The accuracy part of a level record: test, noisy-label and clean-label train, memorised.
+
+    With `augment` (a generator on the data's device) the training images pass through the training
+    augmentation drawn from it, in eval mode (the paper's code measures its augmented training stream);
+    without it they are only normalised.
+    """
     test = evaluate(model, data.x_test, data.y_test, transform=data.spec.eval_transform, runtime=runtime)
-    train = evaluate(model, data.x_train, data.y_train, transform=data.spec.eval_transform, runtime=runtime)
+    train_transform = data.spec.eval_transform
+    if augment is not None:
+        def train_transform(x: torch.Tensor) -> torch.Tensor:
+            return data.spec.train_transform(x, augment)
+    train = evaluate(model, data.x_train, data.y_train, transform=train_transform, runtime=runtime)
     extra = level_metrics(train.predictions, data.y_train, data.y_train_clean, data.noisy)
     return {"test_acc": test.acc, "test_loss": test.loss, "train_acc_noisy": train.acc,
             "train_acc_clean": extra["train_acc_clean"], "train_loss": train.loss, "memorized": extra["memorized"]}

@@ -38,8 +38,24 @@ def apply_mask(model: nn.Module, mask: Mask) -> None:
         params[name].mul_(keep.to(params[name].dtype))
 
 
-def _count_to_prune(fraction: float, alive: int) -> int:
+def count_to_prune(fraction: float, alive: int, ignored: int = 0, count: str = "prunable") -> int:
+    """How many of `alive` prunable weights one level removes.
+
+    prunable: ⌈fraction · alive⌉. official (the paper's code, OpenLTH's sparse_global): the never-pruned
+    weights count too, k = ⌈fraction · (alive + ignored)⌉, and its `|w| > sorted[k]` threshold removes
+    one more (ties with that weight aside), so the total left is ≈ (1 − fraction)^L of all weights.
+    """
+    if count == "official":
+        return min(alive, math.ceil(round(fraction * (alive + ignored), 9)) + 1)
     return min(alive, math.ceil(round(fraction * alive, 9)))
+
+
+def planned_remaining(total: int, fraction: float, levels: int, ignored: int = 0, count: str = "prunable") -> list[int]:
+    """Prunable weights left at levels 0..levels of iterative pruning (global scope)."""
+    left = [total]
+    for _ in range(levels):
+        left.append(left[-1] - count_to_prune(fraction, left[-1], ignored, count))
+    return left
 
 
 def _prune_lowest(scores: torch.Tensor, alive: torch.Tensor, count: int) -> torch.Tensor:
@@ -54,19 +70,23 @@ def _prune_lowest(scores: torch.Tensor, alive: torch.Tensor, count: int) -> torc
     return keep
 
 
-def prune_mask(scores: dict[str, torch.Tensor], mask: Mask, fraction: float, scope: str) -> Mask:
-    """The next, nested mask: remove `fraction` of each scope's remaining weights by lowest score."""
+def prune_mask(scores: dict[str, torch.Tensor], mask: Mask, fraction: float, scope: str,
+               ignored: int = 0, count: str = "prunable") -> Mask:
+    """The next, nested mask: remove `fraction` of each scope's remaining weights by lowest score.
+
+    `ignored` (weights of never-pruned layers) and `count` choose the global count (see count_to_prune).
+    """
     names = list(mask)
     if scope == "layerwise":
         new: Mask = {}
         for name in names:
             alive = mask[name].flatten()
-            count = _count_to_prune(fraction, int(alive.sum()))
-            new[name] = _prune_lowest(scores[name].flatten().double(), alive, count).view_as(mask[name])
+            removed = count_to_prune(fraction, int(alive.sum()))
+            new[name] = _prune_lowest(scores[name].flatten().double(), alive, removed).view_as(mask[name])
         return new
     alive = torch.cat([mask[name].flatten() for name in names])
     flat_scores = torch.cat([scores[name].flatten().double().to(alive.device) for name in names])
-    keep = _prune_lowest(flat_scores, alive, _count_to_prune(fraction, int(alive.sum())))
+    keep = _prune_lowest(flat_scores, alive, count_to_prune(fraction, int(alive.sum()), ignored, count))
     new, offset = {}, 0
     for name in names:
         size = mask[name].numel()

@@ -110,6 +110,9 @@ def open_store(setup: Setup, results: Path) -> RunStore:
 
 def with_seeds(config: Config, seeds: Sequence[int]) -> list[Config]:
     """One config per seed."""
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Sequence) or not all(
+            isinstance(seed, int) and not isinstance(seed, bool) for seed in seeds):
+        raise ConfigError("seeds", seeds, "a list of seeds (non-negative integers), e.g. [0, 1, 2]")
     return [config.with_overrides({"experiment.seed": int(seed)}) for seed in seeds]
 
 

@@ -1,4 +1,4 @@
-"""How (not what) to compute: the device and its fast-path switches. Never part of the config hash."""
+"""How (not what) to compute: the device and its fast-path switches (precision is the config's, in its hash)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ def resolve_device(device: str) -> str:
 
 @dataclass(frozen=True)
 class Runtime:
-    """Device and GPU fast-path switches; results on the CPU do not depend on any of them."""
+    """Device and GPU fast-path switches; CPU results depend on none but `amp` (from training.precision)."""
 
     device: str = "cpu"
-    amp: bool = True  # bf16 autocast, CUDA only
+    amp: bool = False  # bf16 autocast; experiments set it from the config's training.precision
     channels_last: bool = True  # conv nets only (the experiment turns it off for others)
     compile: bool = False  # torch.compile the model (in place, state keys unchanged)
     deterministic: bool = False  # CUDA: deterministic kernels, no cudnn autotuning
@@ -55,6 +55,7 @@ class Runtime:
         return torch.device(self.device).type == "cuda"
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp and self.is_cuda:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """bf16 autocast when `amp` is on (CUDA, or the CPU: the same path runs in tests), else nothing."""
+        if self.amp:
+            return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16)
         return contextlib.nullcontext()

@@ -7,9 +7,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 import sddlab
 from sddlab.config import Config
+from sddlab.data import DATASETS
 from sddlab.presets import list_presets
 
 PAPER_FIGURES = {
@@ -73,3 +75,114 @@ def test_oneshot_pruning_reaches_the_target_sparsity_from_the_dense_model(tmp_pa
     total = table["remaining"].iloc[0]
     for level, remaining in zip(table["level"], table["remaining"], strict=True):
         assert abs(remaining - total * 0.8**level) <= 1
+
+
+# -- Table B of the paper, typed here from the paper (not read from the presets) ---------------------------
+# (lr, momentum, weight decay, batch, epochs, milestones, gamma, warm-up, rewind point, levels, fraction,
+#  normalisation (mean, std), augmentation)
+MNIST_NORM, IMAGENET_NORM = ((0.1307,), (0.3081,)), ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+TABLE_B = {
+    "lenet-mnist": (0.1, 0.0, 0.0, 128, "200ep", (), None, "0it", "0it", 24, 0.2, MNIST_NORM, False),
+    "resnet18-cifar10": (0.1, 0.9, 1e-4, 128, "160ep", ("80ep", "120ep"), 0.1, "0it", "1000it", 28, 0.2,
+                         IMAGENET_NORM, True),
+    "resnet18-cifar100": (0.1, 0.9, 1e-4, 128, "160ep", ("80ep", "120ep"), 0.1, "0it", "1000it", 25, 0.2,
+                          IMAGENET_NORM, True),
+    "vgg16-cifar": (0.1, 0.9, 1e-4, 128, "160ep", ("80ep", "120ep"), 0.1, "0it", "2000it", 25, 0.2, IMAGENET_NORM,
+                    True),
+    "resnet101-tiny": (0.2, 0.9, 1e-4, 512, "200ep", ("100ep", "150ep"), 0.1, "5ep", "1000it", 16, 0.2,
+                       IMAGENET_NORM, True),
+}
+# preset -> (Table B row, noise type, noise rate); "random" is the paper's "symmetric" as its code runs it
+PAPER_PRESETS = {
+    "fig1-lenet-mnist": ("lenet-mnist", "random", 0.2),
+    "fig1-cifar10": ("resnet18-cifar10", "random", 0.2),
+    "fig1-cifar100": ("resnet18-cifar100", "random", 0.2),
+    "clean-cifar10": ("resnet18-cifar10", "random", 0.0),
+    **{f"fig4-cifar10-noise{r}": ("resnet18-cifar10", "random", r / 100) for r in (20, 40, 80)},
+    **{f"fig2-cifar100-{s}": ("resnet18-cifar100", "random", 0.4) for s in ("magnitude", "gradient", "random")},
+    **{f"fig2-lenet-mnist-{s}": ("lenet-mnist", "random", 0.2) for s in ("magnitude", "gradient", "random")},
+    "fig3-cifar100-rewind": ("resnet18-cifar100", "random", 0.4),
+    "fig3-lenet-mnist-rewind": ("lenet-mnist", "random", 0.2),
+    "noise-asymmetric-cifar10": ("resnet18-cifar10", "asymmetric", 0.2),
+    "noise-pairflip-cifar10": ("resnet18-cifar10", "pairflip", 0.2),
+    "noise-asymmetric-cifar100": ("resnet18-cifar100", "asymmetric", 0.4),
+    "noise-pairflip-cifar100": ("resnet18-cifar100", "pairflip", 0.4),
+    "vgg16-cifar10": ("vgg16-cifar", "random", 0.2),
+    "vgg16-cifar100": ("vgg16-cifar", "random", 0.4),
+    "resnet101-tiny-imagenet": ("resnet101-tiny", "random", 0.2),
+}
+# the other retraining modes train the dense level once, from 0 (only rewinding returns to t > 0);
+# fine-tuning runs at the schedule's final LR (CIFAR 0.001, LeNet's constant 0.1) for a full length
+OTHER_MODES = {
+    "fig3-cifar100-finetune": ("resnet18-cifar100", "finetune", 0.001, "160ep"),
+    "fig3-cifar100-lr-rewind": ("resnet18-cifar100", "lr-rewind", None, None),
+    "fig3-cifar100-scratch": ("resnet18-cifar100", "scratch", None, None),
+    "fig3-lenet-mnist-finetune": ("lenet-mnist", "finetune", 0.1, "200ep"),
+    "fig3-lenet-mnist-lr-rewind": ("lenet-mnist", "lr-rewind", None, None),
+    "fig3-lenet-mnist-scratch": ("lenet-mnist", "scratch", None, None),
+}
+REDUCED = {"fig1-lenet-mnist-cpu", "fig1-cifar10-cpu", "fig1-lenet-mnist5k"}
+
+
+def assert_table_b(config: Config, row: str, rewind: bool = True) -> None:
+    lr, momentum, wd, batch, epochs, milestones, gamma, warmup, rewind_point, levels, fraction, norm, aug = TABLE_B[row]
+    t = config.training
+    assert (t.optimizer, t.lr, t.momentum, t.weight_decay, t.batch_size, str(t.duration)) == (
+        "sgd", lr, momentum, wd, batch, epochs), config.name
+    assert tuple(map(str, t.milestones)) == milestones and str(t.warmup) == warmup, config.name
+    assert t.schedule == ("multistep" if milestones else "constant"), config.name
+    if gamma is not None:
+        assert t.gamma == gamma
+    if rewind:
+        assert str(config.retraining.rewind_point) == rewind_point, config.name
+    assert (config.experiment.levels, config.pruning.fraction) == (levels, fraction), config.name
+    assert config.pruning.count == "official" and config.experiment.measure_on == "augmented", config.name
+    spec = DATASETS[config.data.name]
+    pixels = torch.arange(0, 256, 4, dtype=torch.uint8).repeat(2, len(norm[0]), 32, 1)[..., :32, :32]
+    mean = torch.tensor(norm[0]).view(1, -1, 1, 1)
+    std = torch.tensor(norm[1]).view(1, -1, 1, 1)
+    if config.data.name != "tiny-imagenet":  # Tiny ImageNet is resized at test time, normalised the same
+        torch.testing.assert_close(spec.eval_transform(pixels), (pixels / 255 - mean) / std)
+    draws = [spec.train_transform(pixels, torch.Generator().manual_seed(seed)) for seed in range(4)]
+    augmented = any(not torch.equal(draw, draws[0]) for draw in draws)
+    assert augmented == aug, config.name
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PRESETS))
+def test_paper_presets_match_table_b(name):
+    config = list_presets()[name]
+    row, kind, rate = PAPER_PRESETS[name]
+    assert_table_b(config, row)
+    assert (config.noise.type, config.noise.rate) == (kind, rate)
+    assert config.retraining.mode == "rewind"
+    if kind == "asymmetric" and config.data.name == "cifar100":
+        assert config.noise.asymmetric_map == "official"
+
+
+@pytest.mark.parametrize("name", sorted(OTHER_MODES))
+def test_retraining_mode_presets_match_table_b(name):
+    config = list_presets()[name]
+    row, mode, finetune_lr, finetune_duration = OTHER_MODES[name]
+    assert_table_b(config, row, rewind=False)
+    assert config.retraining.mode == mode and str(config.retraining.rewind_point) == "0it"
+    assert config.retraining.finetune_lr == finetune_lr
+    assert (finetune_duration is None) == (config.retraining.finetune_duration is None)
+    if finetune_duration:
+        assert str(config.retraining.finetune_duration) == finetune_duration
+
+
+def test_every_paper_preset_is_pinned_and_tiny_imagenet_is_one_shot():
+    laptop = {"digits", "digits-noise20", "digits-clean", "digits-finetune", "mnist1d", "tiny"}
+    assert set(list_presets()) == laptop | set(PAPER_PRESETS) | set(OTHER_MODES) | REDUCED
+    assert list_presets()["resnet101-tiny-imagenet"].pruning.strategy == "oneshot"
+
+
+def test_reduced_presets_keep_the_paper_protocol_but_length_and_data():
+    for name in REDUCED:
+        config = list_presets()[name]
+        base = list_presets()["fig1-lenet-mnist" if "lenet" in name else "fig1-cifar10"]
+        changed = {key for key, value in config.flat().items() if base.flat()[key] != value}
+        assert changed <= {"name", "data.name", "data.subset", "training.duration", "training.milestones",
+                           "model.width", "retraining.rewind_point", "experiment.levels"}, name
+        assert config.pruning.count == "official" and config.experiment.measure_on == "augmented"
+    assert list_presets()["fig1-lenet-mnist5k"].data.name == "mnist5k"

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+import struct
 from fractions import Fraction
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from sddlab import pruning
-from sddlab.config import ModelConfig
+from sddlab.config import Config, ModelConfig
 from sddlab.errors import ConfigError
 from sddlab.experiment import prepare
+from sddlab.figures.axis import paper_axis
 from sddlab.models import build_model, prunable_names
 from sddlab.models.build import resolve_ignored
 
@@ -181,7 +184,8 @@ def test_lenet_output_layer_is_ignored_by_default(data_dir, small_config):
     assert everything.ignored_weights == 0
 
 
-def test_lenet_records_count_the_ignored_layer_in_the_paper_sparsity(tmp_path, small_config, run_config):
+def test_prunable_count_records_the_ignored_layer_in_the_paper_sparsity(tmp_path, small_config, run_config):
+    """The `prunable` count (the default): 20 % of the prunable weights go, the paper's axis relabels them."""
     import sddlab
 
     config = small_config({"model.name": "lenet-300-100", "experiment.levels": 2, "training.duration": "1ep"})
@@ -190,6 +194,8 @@ def test_lenet_records_count_the_ignored_layer_in_the_paper_sparsity(tmp_path, s
     assert (table["remaining_paper"] == table["remaining"] + 1000).all()
     assert table["remaining"].iloc[0] == prunable
     assert table["sparsity"].iloc[2] == pytest.approx(1 - table["remaining"].iloc[2] / prunable)
+    assert table["remaining"].tolist() == pruning.planned_remaining(prunable, 0.2, 2)  # ceil(0.2 x prunable left)
+    assert paper_axis(table) is table  # figures keep the prunable axis
     assert table["sparsity_paper"].iloc[2] == pytest.approx(1 - (table["remaining"].iloc[2] + 1000) / (prunable + 1000))
 
 
@@ -200,3 +206,94 @@ def test_explicit_ignored_layers(data_dir, small_config):
     with pytest.raises(ConfigError) as info:
         prepare(small_config({"model.ignored": ["hidden.0", "hidden.1", "out"]}), data_dir)
     assert info.value.field == "model.ignored"
+
+
+# -- the official count (the paper's code, OpenLTH's sparse_global) ----------------------------------------
+LENET_PRUNABLE, LENET_IGNORED = 784 * 300 + 300 * 100, 100 * 10
+
+
+def official_step(weights: np.ndarray, keep: np.ndarray, ignored: int, fraction: float = 0.2) -> np.ndarray:
+    """One level of the paper's code, written from its source: the never-pruned layers' weights are in
+    the mask it counts, k = ceil(fraction * everything left), and it keeps |w| > sorted(|w| left)[k]."""
+    k = math.ceil(Fraction(str(fraction)) * (int(keep.sum()) + ignored))
+    threshold = np.sort(np.abs(weights[keep]))[k]
+    return keep & (np.abs(weights) > threshold)
+
+
+def official_remaining(levels: int, prunable: int = LENET_PRUNABLE, ignored: int = LENET_IGNORED) -> list[int]:
+    """Hidden weights left after each level under that rule (k + 1 removed: sorted[k] itself goes too)."""
+    left = [prunable]
+    for _ in range(levels):
+        left.append(left[-1] - (math.ceil(Fraction(1, 5) * (left[-1] + ignored)) + 1))
+    return left
+
+
+def test_the_official_rule_reaches_the_papers_lenet_endpoint():
+    left = official_remaining(25)
+    assert (left[20], left[24]) == (2062, 250)  # Figure 1's left panel ends at L = 24 (99.53 %)
+    assert left[25] <= 0  # one more level would leave nothing: why the figure stops there
+    assert 1 - (left[24] + LENET_IGNORED) / (LENET_PRUNABLE + LENET_IGNORED) == pytest.approx(0.9953, abs=5e-5)
+    assert pruning.planned_remaining(LENET_PRUNABLE, 0.2, 24, LENET_IGNORED, "official") == left[:25]
+    # today's prunable count ends far short of the paper's endpoint
+    assert pruning.planned_remaining(LENET_PRUNABLE, 0.2, 24)[24] == 1251
+
+
+def test_official_count_masks_equal_the_papers_threshold_rule():
+    generator = np.random.default_rng(0)
+    shapes = {"fc1.weight": (300, 784), "fc2.weight": (100, 300)}
+    keep = {name: np.ones(shape, dtype=bool) for name, shape in shapes.items()}
+    mask = {name: torch.ones(shape, dtype=torch.bool) for name, shape in shapes.items()}
+    expected = official_remaining(24)
+    for level in range(1, 25):
+        weights = {name: generator.standard_normal(shape) for name, shape in shapes.items()}
+        flat_w = np.concatenate([weights[n].ravel() for n in shapes])
+        flat_keep = official_step(flat_w, np.concatenate([keep[n].ravel() for n in shapes]), LENET_IGNORED)
+        offset = 0
+        for name, shape in shapes.items():
+            keep[name] = flat_keep[offset : offset + math.prod(shape)].reshape(shape)
+            offset += math.prod(shape)
+        scores = {name: torch.from_numpy(np.abs(weights[name])) for name in shapes}
+        mask = pruning.prune_mask(scores, mask, 0.2, "global", LENET_IGNORED, "official")
+        for name in shapes:
+            assert np.array_equal(mask[name].numpy(), keep[name]), f"level {level}, {name}"
+        assert pruning.remaining(mask) == expected[level]
+
+
+def test_fig1_lenet_mnist_stops_at_the_papers_endpoint(tmp_path, monkeypatch):
+    """The paper preset, on MNIST-format files, 1 epoch a level: the official counts at every level."""
+    import sddlab
+
+    monkeypatch.setenv("SDDLAB_NO_DOWNLOAD", "1")
+    write_tiny_mnist(tmp_path / "data" / "mnist" / "MNIST" / "raw")
+    config = sddlab.get_preset("fig1-lenet-mnist").with_overrides({"training.duration": "1ep"})
+    assert config.experiment.levels == 24 and config.pruning.count == "official"
+    table = sddlab.load(sddlab.run(config, tmp_path / "results", data_dir=tmp_path / "data", progress=False,
+                                   device="cpu"))
+    assert table["remaining"].tolist() == official_remaining(24)
+    assert table["remaining"].iloc[20] == 2062 and table["remaining"].iloc[24] == 250
+    assert table["sparsity_paper"].iloc[24] == pytest.approx(1 - 1250 / 266200)
+    drawn = paper_axis(table)  # figures and phases of official-count runs use the paper's axis
+    assert drawn["sparsity"].tolist() == table["sparsity_paper"].tolist()
+    assert drawn["remaining"].iloc[24] == 1250
+    with pytest.raises(ConfigError) as info:  # level 25 would leave no weight
+        prepare(config.with_overrides({"experiment.levels": 25}), tmp_path / "data")
+    assert info.value.field == "experiment.levels" and "at most 24" in str(info.value)
+
+
+def write_tiny_mnist(raw, n_train: int = 64, n_test: int = 32) -> None:
+    """MNIST's four IDX files (magic 2051 images, 2049 labels, big-endian sizes), unzipped, random pixels."""
+    generator = np.random.default_rng(0)
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        images = generator.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        (raw / f"{prefix}-images-idx3-ubyte").write_bytes(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
+        (raw / f"{prefix}-labels-idx1-ubyte").write_bytes(struct.pack(">II", 2049, n) + labels.tobytes())
+
+
+def test_official_count_needs_the_global_scope():
+    with pytest.raises(ConfigError) as info:
+        Config(pruning={"count": "official", "scope": "layerwise"})
+    assert info.value.field == "pruning.count"
+
+

@@ -63,7 +63,7 @@ def verdict(table: pd.DataFrame, method: str = "spearman") -> str:
 
 def correlations(runs: AnalysedRun | str | Path | Sequence[AnalysedRun | str | Path], *, with_curvature: bool = True,
                  curvature_options: dict[str, Any] | None = None, method: str = "spearman", progress: bool = True,
-                 data_dir: str | Path = "data", device: str = "auto") -> AnalysisResult:
+                 data_dir: str | Path | None = None, device: str = "auto") -> AnalysisResult:
     """Rank correlations of test accuracy with each predictor over all finished levels of the run(s).
 
     ``with_curvature=False`` skips the Hessian predictors (the only costly part); ``curvature_options``

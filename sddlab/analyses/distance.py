@@ -92,7 +92,7 @@ def wide(table: pd.DataFrame, layer: str = ALL_LAYERS) -> pd.DataFrame:
 
 
 def distance(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, progress: bool = True,
-             data_dir: str | Path = "data", device: str = "auto") -> AnalysisResult:
+             data_dir: str | Path | None = None, device: str = "auto") -> AnalysisResult:
     """Learning-distance variants of the given (default: all finished) levels; no data, no training."""
     run = as_run(run, data_dir, device)
     levels = run.resolve_levels(levels)

@@ -3,8 +3,9 @@
 `phases` runs `sddlab.phases.detect_phases` on the level table of one run or several (seeds are
 averaged per level). `flatness` detects the phases of one run and, at its landmarks -- the dense
 level 0, the critical minimum, the sweet peak and the collapse (those that exist) -- runs re-dense
-training, the sparse-to-re-dense interpolation, 1-D loss curves and the Hessian measures, each
-cached as its own analysis, and joins them into one summary row per landmark.
+training, the sparse-to-re-dense interpolation, 1-D loss curves and the Hessian measures (around the
+sparse network, and with the suffix ``_redense`` around its re-dense minimiser as the paper's Figs. 8
+and 43), each cached as its own analysis, and joins them into one summary row per landmark.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def landmarks(report: PhaseReport) -> dict[str, int]:
 def flatness(run: AnalysedRun | str | Path, *, levels: dict[str, int] | None = None,
              redense_options: dict[str, Any] | None = None, interpolation_options: dict[str, Any] | None = None,
              landscape_options: dict[str, Any] | None = None, curvature_options: dict[str, Any] | None = None,
-             progress: bool = True, data_dir: str | Path = "data", device: str = "auto") -> AnalysisResult:
+             progress: bool = True, data_dir: str | Path | None = None, device: str = "auto") -> AnalysisResult:
     """Flatness at the phase landmarks: one row per landmark (phase, level, sparsity, test_acc,
     hessian_trace, top_eigenvalue, redense_test_acc, interpolation_barrier, sharpness, ...).
 
@@ -82,7 +83,11 @@ def flatness(run: AnalysedRun | str | Path, *, levels: dict[str, int] | None = N
     path = interpolation(run, chosen, **dense_options, **(interpolation_options or {}), **common)
     curves = landscape(run, chosen, **(landscape_options or {}), **common)
     hessian = curvature(run, chosen, **(curvature_options or {}), **common)
+    at_redense = {"at": "redense", "redense_options": dense_options}  # the paper's Figs. 8 and 43
+    curves_redense = landscape(run, chosen, **(landscape_options or {}), **at_redense, **common)
+    hessian_redense = curvature(run, chosen, **(curvature_options or {}), **at_redense, **common)
     table = summarise(run, marks, report, redensed, path, curves, hessian)
+    table = table.join(_measures(curves_redense, hessian_redense, marks).add_suffix("_redense"))
     cache = AnalysisCache(run.dir, "flatness", {"version": 1, "levels": marks, "redense": dense_options,
                                                 "interpolation": interpolation_options or {},
                                                 "landscape": landscape_options or {},
@@ -90,6 +95,7 @@ def flatness(run: AnalysedRun | str | Path, *, levels: dict[str, int] | None = N
     cache.open()
     cache.write_table(table)
     extra = {"report": report, "redense": redensed, "interpolation": path, "landscape": curves, "curvature": hessian,
+             "landscape_redense": curves_redense, "curvature_redense": hessian_redense,
              "phases": phase_figure(report, title=f"{run.config.name}: phases")}
     return AnalysisResult("flatness", table, flatness_figure(table, path.table, curves.table), cache.dir,
                           summary=report.summary, extra=extra)
@@ -119,3 +125,11 @@ def summarise(run: AnalysedRun, marks: dict[str, int], report: PhaseReport, rede
     return pd.DataFrame(rows)
 
 
+def _measures(curves: AnalysisResult, hessian: AnalysisResult, marks: dict[str, int]) -> pd.DataFrame:
+    """Hessian trace, top eigenvalue, 1-D sharpness and curvature of one kind of minimiser, per landmark."""
+    sharp = curves.extra["sharpness"].groupby(["level", "split"])[["rise", "curvature_fit"]].mean()
+    curv = hessian.table.set_index("level")
+    return pd.DataFrame([{
+        "hessian_trace": curv.loc[level, "hessian_trace"], "top_eigenvalue": curv.loc[level, "top_eigenvalue"],
+        "sharpness": sharp.loc[(level, "train"), "rise"], "curvature_1d": sharp.loc[(level, "train"), "curvature_fit"],
+    } for level in marks.values()])

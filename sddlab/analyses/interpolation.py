@@ -37,7 +37,7 @@ def barriers(table: pd.DataFrame) -> pd.DataFrame:
 def interpolation(run: AnalysedRun | str | Path, levels: list[int] | None = None, *,
                   alphas: Sequence[float] = DEFAULT_ALPHAS, subset: int | None = None,
                   duration: str | None = None, lr: float | None = None, bn_recalibrate: bool = False,
-                  progress: bool = True, data_dir: str | Path = "data", device: str = "auto") -> AnalysisResult:
+                  progress: bool = True, data_dir: str | Path | None = None, device: str = "auto") -> AnalysisResult:
     """Loss / accuracy along (1 - alpha) w_sparse + alpha w_redense for each level: tidy rows
     (level, sparsity, alpha, split, loss, acc). ``subset`` limits both splits to that many examples;
     ``duration`` / ``lr`` are the re-dense options; ``bn_recalibrate`` recomputes BatchNorm statistics

@@ -38,7 +38,7 @@ class AnalysedRun:
     Levels are those with a finished record; asking for any other level is an `SddError`.
     """
 
-    def __init__(self, run_dir: str | Path, data_dir: str | Path = "data", device: str = "auto",
+    def __init__(self, run_dir: str | Path, data_dir: str | Path | None = None, device: str = "auto",
                  runtime: Runtime | None = None):
         run_dir = Path(run_dir)
         if not run_dir.is_dir():
@@ -195,6 +195,6 @@ class OpenedLevel:
         return {"level": self.level, "sparsity": self.sparsity, "remaining": self.record["remaining"], **values}
 
 
-def as_run(run: AnalysedRun | str | Path, data_dir: str | Path = "data", device: str = "auto") -> AnalysedRun:
+def as_run(run: AnalysedRun | str | Path, data_dir: str | Path | None = None, device: str = "auto") -> AnalysedRun:
     """An `AnalysedRun` from a path (or the object itself, so analyses can share one loaded run)."""
     return run if isinstance(run, AnalysedRun) else AnalysedRun(run, data_dir, device)

@@ -12,10 +12,12 @@ length are in the table and in the cache folder's options.json.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from torch import nn
 
 from sddlab import pruning
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult, level_item, say
@@ -101,7 +103,7 @@ def redense_level(opened: OpenedLevel, chosen: RedenseSettings, cache: AnalysisC
 
 
 def redense(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, duration: str | None = None,
-            lr: float | None = None, progress: bool = True, data_dir: str | Path = "data",
+            lr: float | None = None, progress: bool = True, data_dir: str | Path | None = None,
             device: str = "auto") -> AnalysisResult:
     """Re-dense training of the given (default: all finished) levels; tidy rows per (level, model).
 
@@ -135,3 +137,28 @@ def side_by_side(table: pd.DataFrame) -> pd.DataFrame:
                             values=["test_acc", "train_acc_noisy", "train_loss"])
     out.columns = [f"{metric}_{model}" for metric, model in out.columns]
     return out.reset_index()
+
+
+MINIMISERS = ("sparse", "redense")
+
+
+def minimiser(run: AnalysedRun, levels: list[int], at: str, options: dict[str, Any] | None = None,
+              progress: bool = True) -> tuple[Callable[[OpenedLevel], tuple[nn.Module, pruning.Mask]], dict[str, Any]]:
+    """Where a landscape or curvature measure is taken: (opened level -> (model, mask), cache options).
+
+    ``sparse``: the level's own network and mask. ``redense``: its re-dense minimiser (as the paper's
+    Figs. 8 and 43), every weight trainable, trained first by `redense` with ``options`` where missing.
+    """
+    if at not in MINIMISERS:
+        raise ConfigError("at", at, " or ".join(MINIMISERS))
+    if at == "sparse":
+        return (lambda opened: (opened.model(), opened.mask)), {}
+    options = dict(options or {})
+    redense(run, levels, progress=progress, **options)
+    chosen = settings(run, options.get("duration"), options.get("lr"))
+
+    def load(opened: OpenedLevel) -> tuple[nn.Module, pruning.Mask]:
+        model = run.load_model(redense_weights(run, chosen, opened.level))
+        return model, pruning.dense_mask(model, run.setup.prunable)
+
+    return load, {"at": "redense", "redense": chosen.options()}

@@ -17,7 +17,7 @@ def analyse_all(runs: AnalysedRun | str | Path | Sequence[AnalysedRun | str | Pa
                 curvature_options: dict[str, Any] | None = None, redense_options: dict[str, Any] | None = None,
                 interpolation_options: dict[str, Any] | None = None,
                 landscape_options: dict[str, Any] | None = None, progress: bool = True,
-                data_dir: str | Path = "data", device: str = "auto") -> dict[str, AnalysisResult]:
+                data_dir: str | Path | None = None, device: str = "auto") -> dict[str, AnalysisResult]:
     """Correlation table (over all runs), ticket vs re-init (vs one-shot) and flatness at the four phase
     sparsities (of the first run). Returns {'correlations', 'tickets', 'flatness'}; all cached."""
     runs = [runs] if isinstance(runs, (AnalysedRun, str, Path)) else list(runs)

@@ -85,7 +85,7 @@ def _records(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def tickets(run: AnalysedRun | str | Path, levels: list[int] | None = None, *, oneshot: bool = True,
-            results: str | Path | None = None, progress: bool = True, data_dir: str | Path = "data",
+            results: str | Path | None = None, progress: bool = True, data_dir: str | Path | None = None,
             device: str = "auto") -> AnalysisResult:
     """Ticket, random re-init and (optionally) one-shot rows for the given (default: all finished) levels.
 

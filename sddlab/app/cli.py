@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import typer
@@ -12,17 +13,17 @@ import sddlab
 from sddlab.app.analysis_runner import parse_levels, print_result, run_kind
 from sddlab.app.notebooks import copy_notebooks, execute, open_jupyter, parse_value, register_kernel
 from sddlab.app.tables import format_table
+from sddlab.app.verify import verify as verify_runs
 from sddlab.config import Config, parse_assignment
 from sddlab.data.tinyimagenet import reorganise_tiny_imagenet
 from sddlab.errors import SddError
 from sddlab.figures.axis import paper_axis
-from sddlab.figures.curve import curve_figure
-from sddlab.io import write_html
+from sddlab.figures.export import write_run_figure
 from sddlab.phases import detect_phases
 from sddlab.presets import cost, get_preset, list_presets
 from sddlab.runs import run_dir_of
 from sddlab.runtime import Runtime, resolve_device
-from sddlab.store import RunStore, index
+from sddlab.store import DamagedRunWarning, RunStore, index
 from sddlab.version import __version__
 
 RESULTS_HELP = "folder of run directories [default: $SDDLAB_RESULTS, else ./results]"
@@ -39,7 +40,7 @@ def _build_config(preset: str, config_file: Path | None, assignments: list[str])
             raise SddError(f"--config={str(config_file)!r} is not allowed: an existing JSON config file")
         try:
             config = Config.from_json(config_file.read_text())
-        except (json.JSONDecodeError, TypeError) as error:  # not JSON, or JSON that is not an object
+        except (json.JSONDecodeError, TypeError, UnicodeDecodeError) as error:  # not JSON text, or not an object
             raise SddError(f"--config={str(config_file)!r} is not allowed: a JSON object of config fields "
                            f"({error})") from None
     else:
@@ -79,9 +80,7 @@ def run(
     phases = detect_phases(table)
     typer.echo(f"phases: {phases.summary}")
     if figure:
-        fig = curve_figure(table, title=f"{config.name}: sparse double descent", phases=phases,
-                           subtitle=config.description)
-        typer.echo(f"figure: {write_html(fig, run_dir / 'figure.html')}")
+        typer.echo(f"figure: {write_run_figure(run_dir)}")
     typer.echo(f"run directory: {run_dir}")
 
 
@@ -119,13 +118,23 @@ def index_command(
     output: Path | None = typer.Option(None, help="write the tidy table as .csv or .parquet"),
 ) -> None:
     """One tidy table over many runs: a row per run x level, config fields as columns."""
-    table = index(results)
+    with warnings.catch_warnings(record=True) as caught:  # damaged runs are skipped, each named in one line
+        warnings.simplefilter("always", DamagedRunWarning)
+        table = index(results)
+    for warning in caught:
+        typer.echo(f"sddlab: warning: skipped {warning.message}", err=True)
     if output is None:
         typer.echo(table.to_csv(index=False), nl=False)
     elif output.suffix == ".parquet":
         table.to_parquet(output, index=False)
     else:
         table.to_csv(output, index=False)
+
+
+@app.command()
+def verify(run_dirs: list[Path] = typer.Argument(..., help="run directories, or folders of them")) -> None:
+    """Check run directories (checksums, JSON, safetensors, links) without changing them; exit 1 if damaged."""
+    raise typer.Exit(verify_runs(run_dirs, typer.echo))
 
 
 @app.callback(invoke_without_command=True)
@@ -222,6 +231,39 @@ def analyse(
     )
     for outcome in outcomes:
         print_result(outcome, typer.echo)
+
+
+@app.command(context_settings={"allow_extra_args": True})
+def sweep(
+    ctx: typer.Context,
+    file: str | None = typer.Argument(None, help="a sweep file (TOML); or describe the sweep with the flags"),
+    name: str | None = typer.Option(None, help="the sweep's name (its report folder results/sweeps/NAME)"),
+    preset: str | None = typer.Option(None, help="preset name (default digits)"),
+    config_file: Path | None = typer.Option(None, "--config", help="a config.json instead of a preset"),
+    set_: list[str] = typer.Option([], "--set", help="fixed override, e.g. training.duration=60ep (repeatable)"),
+    grid: list[str] = typer.Option([], help="grid axis, e.g. noise.rate=0.2,0.4,0.8 (repeatable)"),
+    seeds: list[str] = typer.Option([], help="seeds: --seeds 0 1 2 (or 0,1,2)"),
+    executor: str | None = typer.Option(None, help="inprocess (default), process, ray or slurm"),
+    workers: int | None = typer.Option(None, help="process pool size (default: the CPU cores)"),
+    threads: int | None = typer.Option(None, help="threads per process worker (default: cores / workers)"),
+    lockstep: bool | None = typer.Option(None, help="train a point's seeds stacked (default: in process only)"),
+    address: str | None = typer.Option(None, help="ray: an existing cluster's address (default: start one)"),
+    results: Path | None = typer.Option(None, help="folder holding run directories (default results/)"),
+    data: Path | None = typer.Option(None, help="folder holding data sets (default data/)"),
+    device: str = typer.Option("auto", help="auto, cpu or cuda"),
+) -> None:
+    """Run a grid of overrides x seeds (finished points skipped, interrupted ones resumed); print mean ± std."""
+    from sddlab.app.sweep import split_positionals
+    from sddlab.app.sweep import sweep as run_sweep_command
+
+    file, seed_list = split_positionals(([file] if file else []) + list(ctx.args), seeds)
+    runner = {"kind": executor, "workers": workers, "threads": threads, "lockstep": lockstep}
+    if address is not None:
+        runner["address"] = address
+    code = run_sweep_command(file, results=results, data=data, device=device, echo=typer.echo, name=name,
+                             preset=preset, config=config_file, sets=set_, grids=grid, seeds=seed_list,
+                             executor=runner)
+    raise typer.Exit(code)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ from sddlab.errors import ConfigError, SddError
 
 NOTEBOOK_DIR = Path(str(resources.files("sddlab") / "notebooks"))
 KERNEL_NAME = "python3"  # papermill: the interpreter running sddlab (Jupyter's native kernel)
+STRIP_ON_SAVE = "--ContentsManager.pre_save_hook=sddlab.app.hygiene.pre_save_hook"  # notebooks saved output-free
 
 
 def available(notebook_dir: Path = NOTEBOOK_DIR) -> list[str]:
@@ -112,5 +113,5 @@ def open_jupyter(folder: str | Path, extra: list[str] | None = None) -> int:
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ConfigError("folder", str(folder), "an existing folder of notebooks (see `sddlab copy-notebooks`)")
-    command = [sys.executable, "-m", "jupyterlab", str(folder), *(extra or [])]
+    command = [sys.executable, "-m", "jupyterlab", str(folder), STRIP_ON_SAVE, *(extra or [])]
     return subprocess.call(command, env=jupyter_environment())

@@ -1,4 +1,8 @@
-"""The interactive explorer: ipywidgets pick an experiment, a background thread runs it, figures update live."""
+"""The interactive explorer: controls pick an experiment, a background thread runs it, figures update live.
+
+Layout for a 1366×768 laptop: a side panel (controls, Run / Stop / Resume, status, the per-epoch plot) next
+to the level figure, wrapping into one column when the notebook is narrow; the level table below.
+"""
 
 from __future__ import annotations
 
@@ -9,94 +13,73 @@ from pathlib import Path
 import ipywidgets as w
 import pandas as pd
 
+from sddlab.app.explorer_choices import ChoiceError, differences, to_config
+from sddlab.app.explorer_controls import Controls
 from sddlab.app.tables import format_table
-from sddlab.config import Config, choices
-from sddlab.duration import Duration
-from sddlab.errors import SddError
+from sddlab.config import Config
+from sddlab.errors import DatasetMissing, SddError
 from sddlab.events import Event, LevelFinished, LevelStarted, RunFinished
 from sddlab.experiment import StopRequested
+from sddlab.figures.export import write_run_figure
 from sddlab.figures.live import LiveFigures
 from sddlab.presets import list_presets
 from sddlab.runs import run, run_dir_of
 from sddlab.store import RunStore
 
-_STYLE = {"description_width": "130px"}
+PANEL_WIDTH = "430px"
+NO_CURVES = "no curves: fix the choice named in red"
 
 
 class Explorer:
-    """Pick data set + architecture (a preset), noise, schedule, retraining; Run / Stop / Resume.
+    """Pick a data set, an architecture, noise, a sparsity schedule and retraining; Run / Stop / Resume.
 
-    The experiment runs in a background thread so the notebook stays responsive; Stop takes effect at
-    the next epoch boundary and keeps every finished level; Resume continues from the store.
+    A preset fills the controls; any change says whether the configuration still equals the preset and
+    which run directory it writes. The experiment runs in a background thread so the notebook stays
+    responsive; Stop takes effect at the next epoch boundary and keeps every finished level; Resume
+    continues from the store. Every run (finished or stopped) writes the run directory's `figure.html`.
+    Runs start in `_launch` only, the one place a multi-seed runner would hook in.
     """
 
     def __init__(self, results: str | Path = "results", data_dir: str | Path = "data", preset: str = "digits"):
         self.results, self.data_dir = Path(results), Path(data_dir)
         self.presets = list_presets()
-        base = self.presets[preset]
-        self.preset = w.Dropdown(options=list(self.presets), value=preset, description="preset", style=_STYLE)
-        self.noise_type = w.Dropdown(options=choices("noise.type"),
-                                     value=base.noise.type, description="noise type", style=_STYLE)
-        self.noise_rate = w.FloatSlider(value=base.noise.rate, min=0.0, max=0.95, step=0.05,
-                                        description="noise rate", style=_STYLE)
-        self.fraction = w.FloatSlider(value=base.pruning.fraction, min=0.05, max=0.9, step=0.05,
-                                      description="prune / level", style=_STYLE)
-        self.levels = w.IntSlider(value=base.experiment.levels, min=0, max=40, description="levels", style=_STYLE)
-        self.score = w.Dropdown(options=choices("pruning.score"), value=base.pruning.score,
-                                description="criterion", style=_STYLE)
-        self.scope = w.Dropdown(options=choices("pruning.scope"), value=base.pruning.scope, description="scope",
-                                style=_STYLE)
-        self.mode = w.Dropdown(options=choices("retraining.mode"), value=base.retraining.mode,
-                               description="retraining", style=_STYLE)
-        self.epochs = w.IntText(value=_epochs(base), description="epochs / level", style=_STYLE)
-        self.seed = w.IntText(value=base.experiment.seed, description="seed", style=_STYLE)
-        self.run_button = w.Button(description="Run", button_style="success", icon="play")
-        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True)
-        self.resume_button = w.Button(description="Resume", icon="forward", disabled=True)
+        self.controls = Controls(self.presets, preset)
+        self.run_button = w.Button(description="Run", button_style="success", icon="play",
+                                   layout=w.Layout(width="96px"))
+        self.stop_button = w.Button(description="Stop", button_style="danger", icon="stop", disabled=True,
+                                    layout=w.Layout(width="96px"))
+        self.resume_button = w.Button(description="Resume", icon="forward", disabled=True,
+                                      layout=w.Layout(width="96px"))
         self.status = w.HTML(value="ready")
+        self.note = w.HTML()
         self.table = w.HTML()
         self.figures = LiveFigures()
         self.run_button.on_click(lambda _: self.start())
         self.resume_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
-        self.preset.observe(self._preset_changed, "value")
-        self._syncing = False
-        for control in self._controls()[1:]:
-            control.observe(lambda _: None if self._syncing else self.show_stored(), "value")
+        self.controls.preset.observe(self._preset_changed, "value")
+        self.controls.on_change(self.show_stored)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.show_stored()
 
-    # -- the configuration the widgets describe ---------------------------------------------------
-    def _controls(self) -> list[w.ValueWidget]:
-        return [self.preset, self.noise_type, self.noise_rate, self.fraction, self.levels, self.score, self.scope,
-                self.mode, self.epochs, self.seed]
+    # -- the configuration the controls describe --------------------------------------------------
+    @property
+    def base(self) -> Config:
+        """The chosen preset (the starting point the controls change)."""
+        return self.presets[self.controls.preset.value]
 
     def config(self) -> Config:
-        """The chosen configuration (raises a one-line SddError for an invalid choice)."""
-        return self.presets[self.preset.value].with_overrides({
-            "noise.type": self.noise_type.value,
-            "noise.rate": round(self.noise_rate.value, 4),
-            "pruning.fraction": round(self.fraction.value, 4),
-            "pruning.score": self.score.value,
-            "pruning.scope": self.scope.value,
-            "retraining.mode": self.mode.value,
-            "training.duration": str(Duration.epochs(self.epochs.value)),
-            "experiment.levels": self.levels.value,
-            "experiment.seed": self.seed.value,
-        })
+        """The chosen configuration (raises ChoiceError naming the control for an invalid choice)."""
+        return to_config(self.base, self.controls.choices())
+
+    def choose(self, config: Config) -> None:
+        """Fill the controls from `config` (e.g. built from the notebook's parameters) and show its state."""
+        self.controls.fill(config)
+        self.show_stored()
 
     def _preset_changed(self, change) -> None:
-        base = self.presets[change["new"]]
-        self._syncing = True
-        try:
-            self.noise_type.value, self.noise_rate.value = base.noise.type, base.noise.rate
-            self.fraction.value, self.levels.value = base.pruning.fraction, base.experiment.levels
-            self.score.value, self.scope.value = base.pruning.score, base.pruning.scope
-            self.mode.value, self.epochs.value = base.retraining.mode, _epochs(base)
-            self.seed.value = base.experiment.seed
-        finally:
-            self._syncing = False
+        self.controls.fill(self.presets[change["new"]])
         self.show_stored()
 
     # -- actions ----------------------------------------------------------------------------------
@@ -105,12 +88,18 @@ class Explorer:
         return self._thread is not None and self._thread.is_alive()
 
     def _valid_config(self) -> Config | None:
-        """The chosen configuration, or None with the error shown in the widget."""
+        """The chosen configuration, or None with the error shown in place of the curves."""
         try:
             config = self.config()
-        except SddError as error:
+        except ChoiceError as error:
             self._show_error(error)
             return None
+        self.controls.show_reach(self.controls.choices())
+        changed = differences(self.base, config)
+        where = html.escape(str(run_dir_of(config, self.results)))
+        self.note.value = (f"<small>= preset <b>{html.escape(self.base.name)}</b> → {where}</small>" if not changed
+                           else f"<small>preset <b>{html.escape(self.base.name)}</b> changed: "
+                           f"{html.escape('; '.join(changed))} → {where}</small>")
         return config
 
     def show_stored(self) -> None:
@@ -123,6 +112,7 @@ class Explorer:
         self._render_table(records)
         done = len(records) == config.experiment.levels + 1
         self.resume_button.disabled = not records or done
+        self.run_button.disabled = False
         self._set_status("finished (from the store)" if done else
                          f"{len(records)} level(s) stored: Resume continues" if records else "ready")
 
@@ -134,6 +124,9 @@ class Explorer:
         self.run_button.disabled = self.resume_button.disabled = True
         self.stop_button.disabled = False
         self._set_status(f"running {config.run_name()} ...")
+        self._launch(config)
+
+    def _launch(self, config: Config) -> None:
         self._thread = threading.Thread(target=self._work, args=(config,), daemon=True, name="sddlab-explorer")
         self._thread.start()
 
@@ -149,12 +142,19 @@ class Explorer:
         return not self.running
 
     def _work(self, config: Config) -> None:
+        before = _folders(self.data_dir)
         try:
             run_dir = run(config, self.results, data_dir=self.data_dir, progress=False, listener=self._on_event,
-                                 should_stop=self._stop.is_set, epoch_metrics=True)
-            self._set_status(f"finished: {html.escape(str(run_dir))}")
+                          should_stop=self._stop.is_set, epoch_metrics=True)
+            write_run_figure(run_dir)
+            self._set_status(f"finished: {html.escape(str(run_dir))} (figure.html written)")
         except StopRequested:
+            self._write_partial_figure(config)
             self._set_status("stopped; finished levels are kept, Resume continues")
+        except DatasetMissing as error:
+            _remove_new_empty(self.data_dir, before)
+            self._show_error(ChoiceError("data set", f"{config.data.name} is not on disk and could not be downloaded "
+                                         f"here: {_hint(str(error))} (see data/README.md)"))
         except SddError as error:
             self._show_error(error)
         except Exception as error:  # shown in the widget instead of a dead thread
@@ -165,29 +165,44 @@ class Explorer:
             records = self.figures.records
             self.resume_button.disabled = not records or len(records) == config.experiment.levels + 1
 
+    def _write_partial_figure(self, config: Config) -> None:
+        run_dir = run_dir_of(config, self.results)
+        if self.figures.records and (run_dir / "config.json").exists():
+            write_run_figure(run_dir)
+
     def _on_event(self, event: Event) -> None:
         self.figures(event)
         if isinstance(event, LevelStarted):
-            self._set_status(f"level {event.level}: sparsity {event.sparsity:.2%}, {event.remaining} weights left")
+            self._set_status(f"level {event.level}: sparsity {event.sparsity:.2%}, {event.remaining:,} weights left")
         elif isinstance(event, (LevelFinished, RunFinished)):
             self._render_table(self.figures.records)
 
     # -- display ----------------------------------------------------------------------------------
     def _set_status(self, text: str) -> None:
-        self.status.value = text
+        phases = f"<br><small>phases: {html.escape(self.figures.phases)}</small>" if self.figures.phases else ""
+        self.status.value = text + phases
 
     def _show_error(self, error: object) -> None:
+        """The error in red, in place of the curves and the table of another configuration."""
+        self.figures.show_records([], title=NO_CURVES)
+        self.table.value = ""
+        self.controls.clear_reach()
         self.status.value = f"<span style='color:#c00'><b>error:</b> {html.escape(str(error))}</span>"
 
     def _render_table(self, records: list[dict]) -> None:
-        self.table.value = f"<pre>{html.escape(format_table(pd.DataFrame(records)))}</pre>"
+        table = format_table(pd.DataFrame(records)) if records else ""
+        self.table.value = f"<pre style='font-size:11px;line-height:1.25'>{html.escape(table)}</pre>"
 
     @property
     def widget(self) -> w.Widget:
-        controls = w.VBox([*self._controls()])
         buttons = w.HBox([self.run_button, self.stop_button, self.resume_button])
-        figures = w.VBox([w.HBox([self.figures.levels, self.figures.distance]), self.figures.epochs])
-        return w.VBox([controls, buttons, self.status, figures, self.table])
+        self.figures.epochs.layout.height = 250  # the side panel's plot: short, as wide as the panel
+        panel = w.VBox([self.controls.widget, buttons, self.status, self.note, self.figures.epochs],
+                       layout=w.Layout(width=PANEL_WIDTH, flex="0 0 auto"))
+        levels = w.Box([self.figures.levels], layout=w.Layout(flex="1 1 460px", min_width="380px"))
+        top = w.Box([panel, levels], layout=w.Layout(display="flex", flex_flow="row wrap", align_items="flex-start",
+                                                     grid_gap="8px", width="100%"))
+        return w.VBox([top, self.table], layout=w.Layout(width="100%"))
 
     def _ipython_display_(self) -> None:
         from IPython.display import display
@@ -195,7 +210,17 @@ class Explorer:
         display(self.widget)
 
 
-def _epochs(config: Config) -> int:
-    """The epochs-per-level control's value for a config (an iteration count shown as whole hundreds)."""
-    duration = config.training.duration
-    return duration.count if duration.unit == "ep" else max(1, duration.count // 100)
+def _folders(root: Path) -> set[Path]:
+    return {path for path in root.rglob("*") if path.is_dir()} if root.is_dir() else set()
+
+
+def _remove_new_empty(root: Path, before: set[Path]) -> None:
+    """Remove the empty folders a failed download left under `root` (never one that existed before)."""
+    for path in sorted(_folders(root) - before, key=lambda p: len(p.parts), reverse=True):
+        if not any(path.iterdir()):
+            path.rmdir()
+
+
+def _hint(message: str) -> str:
+    """The data set's own hint without the downloader's internals ('(download failed: ...)')."""
+    return message.split(" (download", 1)[0].split(" (downloads are off", 1)[0]

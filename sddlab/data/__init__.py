@@ -3,7 +3,7 @@
 `sddlab.data.device.prepare_data` turns a config's data and noise sections into device tensors.
 """
 
-from sddlab.data import tabular, vision  # noqa: F401  (registers digits, mnist1d; image sets)
+from sddlab.data import mnist5k, tabular, vision  # noqa: F401  (registers digits, mnist1d, mnist5k; image sets)
 from sddlab.data.noise import NoisyLabels, corrupt_labels
 from sddlab.data.registry import DATASETS, DatasetSpec, RawData, register_dataset
 

@@ -45,6 +45,7 @@ class DatasetSpec:
     num_classes: int
     input_shape: tuple[int, ...]
     asymmetric: dict[int, int] | None = None  # class -> class for asymmetric noise
+    asymmetric_official: dict[int, int] | None = None  # the paper's code's map where it differs (noise.asymmetric_map)
     train_transform: TrainTransform = _identity_train
     eval_transform: EvalTransform = _identity_eval
 

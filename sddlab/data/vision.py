@@ -25,6 +25,7 @@ from sddlab.data import augment
 from sddlab.data.cifar import (
     CIFAR10_ASYMMETRIC,
     cifar100_asymmetric,
+    cifar100_asymmetric_official_code,
     read_images,
 )
 from sddlab.data.registry import DatasetSpec, RawData, register_dataset
@@ -174,6 +175,7 @@ def _register(
     input_shape: tuple[int, ...],
     asymmetric: dict[int, int] | None,
     transforms: tuple[Callable, Callable],
+    asymmetric_official: dict[int, int] | None = None,
 ) -> None:
     register_dataset(
         DatasetSpec(
@@ -183,6 +185,7 @@ def _register(
             num_classes=num_classes,
             input_shape=input_shape,
             asymmetric=asymmetric,
+            asymmetric_official=asymmetric_official,
             train_transform=transforms[0],
             eval_transform=transforms[1],
         )
@@ -204,6 +207,7 @@ _register(
     (3, 32, 32),
     cifar100_asymmetric(),
     **_CIFAR,
+    asymmetric_official=cifar100_asymmetric_official_code(),
 )
 _register(
     "tiny-imagenet",

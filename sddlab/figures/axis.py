@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
 from sddlab.phases import PhaseReport
@@ -28,6 +29,19 @@ PHASE_COLOURS: dict[str, str] = {
 def remaining_fraction(sparsity: Any) -> np.ndarray:
     """The x coordinate of each sparsity: 1 - sparsity, clipped at FLOOR."""
     return np.clip(1.0 - np.asarray(sparsity, dtype=float), FLOOR, None)
+
+
+def paper_axis(table: pd.DataFrame) -> pd.DataFrame:
+    """The level table on the paper's sparsity axis when its runs use the official pruning count.
+
+    Such runs (the paper presets) count never-pruned layers in the sparsity, as the paper's figures do,
+    so `sparsity` / `remaining` are replaced by `sparsity_paper` / `remaining_paper` (a copy; phases
+    detected on it and figures drawn from it then share the paper's axis). Other tables are returned as is.
+    """
+    official = "pruning.count" in table and len(table) and (table["pruning.count"] == "official").all()
+    if not official or "sparsity_paper" not in table:
+        return table
+    return table.assign(sparsity=table["sparsity_paper"], remaining=table["remaining_paper"])
 
 
 def sparsity_ticks(sparsities: Sequence[float] = TICK_SPARSITIES) -> tuple[list[float], list[str]]:
@@ -71,8 +85,9 @@ def phase_bands(report: PhaseReport) -> list[dict[str, float | str]]:
 
 
 def shade_phases(fig: go.Figure, report: PhaseReport, rows: tuple[int, ...] | None = None,
-                 label_y: float = 0.98) -> None:
-    """Shade each phase band on the sparsity axis, labelled at `label_y` of the (first) plot's height.
+                 label_y: float = 1.0) -> None:
+    """Shade each phase band on the sparsity axis, labelled at `label_y` of the (first) plot's height
+    (by default just above the plot, so a label never sits on the data).
 
     Plotly places shapes on a log axis in data units but annotations in log10 units, so the two are
     added separately. `rows`: subplot rows to shade (the label goes on the first); None for a plain figure.
@@ -84,4 +99,4 @@ def shade_phases(fig: go.Figure, report: PhaseReport, rows: tuple[int, ...] | No
             fig.add_vrect(x0=x0, x1=x1, fillcolor=PHASE_COLOURS[str(band["phase"])], line_width=0, layer="below",
                           **place)
         fig.add_annotation(x=float(np.log10(np.sqrt(x0 * x1))), y=label_y, yref="y domain", text=str(band["phase"]),
-                           showarrow=False, font={"size": 11, "color": "#555"}, **where[0])
+                           yanchor="bottom", showarrow=False, font={"size": 11, "color": "#555"}, **where[0])

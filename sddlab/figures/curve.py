@@ -50,6 +50,16 @@ def _band(fig: go.Figure, agg: pd.DataFrame, label: str, color: str, row: int) -
     )
 
 
+def _mark_diverged(fig: go.Figure, table: pd.DataFrame) -> None:
+    """A dotted line at each diverged level; its measurements are missing, so the curves show a gap there."""
+    if "diverged" not in table:
+        return
+    diverged = table[table["diverged"].notna()].drop_duplicates("level")
+    for x, level in zip(remaining_fraction(diverged["sparsity"]), diverged["level"], strict=True):
+        fig.add_vline(x=float(x), line_dash="dot", line_color="#7f7f7f", row=1, col=1,
+                      annotation_text=f"level {int(level)} diverged", annotation_position="top")
+
+
 def curve_figure(table: pd.DataFrame, title: str = "Sparse double descent", phases: PhaseReport | None = None,
                  subtitle: str = "") -> go.Figure:
     """Accuracies (top) and learning distance (bottom) on the shared sparsity axis.
@@ -67,7 +77,8 @@ def curve_figure(table: pd.DataFrame, title: str = "Sparse double descent", phas
     fig.update_yaxes(title_text="accuracy / fraction", range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(title_text="learning distance", row=2, col=1)
     if phases is not None:
-        shade_phases(fig, phases, rows=(1, 2), label_y=0.04)
+        shade_phases(fig, phases, rows=(1, 2))
+    _mark_diverged(fig, table)
     heading = f"{title}<br><sup>{subtitle}</sup>" if subtitle else title
     fig.update_layout(title=heading, template="plotly_white", height=680, hovermode="x unified",
                       legend={"orientation": "h", "y": -0.15})

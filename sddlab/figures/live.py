@@ -1,67 +1,107 @@
-"""Live plotly FigureWidgets fed by a run's events: level curves, learning distance, per-epoch curves."""
+"""Live plotly FigureWidgets fed by a run's events: the level curves (accuracy over learning distance on one
+shared sparsity axis, phases shaded once they can be located) and the current level's per-epoch curves.
+
+Neither figure has a fixed width: each fills the notebook column it is placed in.
+"""
 
 from __future__ import annotations
 
 import threading
 
+import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
+from sddlab.errors import SddError
 from sddlab.events import EpochEnded, Event, LevelFinished, LevelStarted, RunStarted
-from sddlab.figures.axis import remaining_fraction, sparsity_axis
+from sddlab.figures.axis import remaining_fraction, shade_phases, sparsity_axis
 from sddlab.figures.curve import ACCURACY_SERIES, DISTANCE_SERIES
+from sddlab.phases import detect_phases
+
+MIN_LEVELS_FOR_PHASES = 4  # fewer levels cannot show a dip and a recovery
+EMPTY_X = (0.0, -2.0)  # log10 range of remaining weights shown before any level (reversed: 0 % ... 99 %)
+LEVELS_TITLE = "accuracy and learning distance per level"
+EPOCHS_TITLE = "current level, per epoch"
+_LEGEND = {"orientation": "h", "y": -0.1, "yanchor": "top", "x": 0.0, "font": {"size": 11}}
 
 
-def _axis(fig: go.FigureWidget, title: str) -> None:
-    sparsity_axis(fig)
-    fig.update_layout(title=title, template="plotly_white", height=360, margin={"t": 50, "b": 40},
-                      legend={"orientation": "h", "y": -0.3})
+def level_figure(height: int = 470) -> go.FigureWidget:
+    """Accuracies and memorisation (top) over learning distance (bottom), sparsity axis shared."""
+    fig = go.FigureWidget(make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.64, 0.36],
+                                        vertical_spacing=0.05))
+    for row, series in ((1, ACCURACY_SERIES), (2, DISTANCE_SERIES)):
+        for column, label, color in series:
+            fig.add_scatter(x=[], y=[], mode="lines+markers", name=label, line={"color": color}, meta=column,
+                            row=row, col=1)
+    sparsity_axis(fig, title=False, row=1)
+    sparsity_axis(fig, row=2)
+    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=1)
+    fig.update_yaxes(title_text="distance", row=2, col=1)
+    fig.update_layout(template="plotly_white", height=height, autosize=True,
+                      margin={"t": 56, "b": 64, "l": 56, "r": 16},
+                      title={"text": LEVELS_TITLE, "y": 0.985, "yanchor": "top", "font": {"size": 14}},
+                      legend=_LEGEND, hovermode="x unified")
+    _empty_level_axes(fig)
+    return fig
+
+
+def epoch_figure(height: int = 250) -> go.FigureWidget:
+    """Noisy-train and test accuracy, and train loss on a second axis, of the level being trained."""
+    fig = go.FigureWidget()
+    for meta, name, extra in (("train_acc", "train accuracy (noisy labels)", {}), ("test_acc", "test accuracy", {}),
+                              ("train_loss", "train loss", {"yaxis": "y2", "line": {"dash": "dot"}})):
+        fig.add_scatter(x=[], y=[], mode="lines+markers", marker={"size": 5}, name=name, meta=meta, **extra)
+    fig.update_layout(
+        template="plotly_white", height=height, autosize=True, margin={"t": 56, "b": 36, "l": 56, "r": 48},
+        title={"text": EPOCHS_TITLE, "y": 0.98, "yanchor": "top", "font": {"size": 14}}, legend=_LEGEND,
+        xaxis={"title": "epoch", "range": [0.5, 1.5], "dtick": 1}, yaxis={"title": "accuracy", "range": [0, 1.02]},
+        yaxis2={"title": "loss", "overlaying": "y", "side": "right", "rangemode": "tozero", "range": [0, 1]},
+    )
+    return fig
+
+
+def _empty_level_axes(fig: go.FigureWidget) -> None:
+    """Fixed, meaningful ranges while no level is drawn (instead of plotly's leftovers from the last data)."""
+    fig.update_xaxes(autorange=False, range=list(EMPTY_X))
+    fig.update_yaxes(autorange=False, range=[0, 1], row=2, col=1)
 
 
 class LiveFigures:
-    """Three FigureWidgets updated as events arrive (thread-safe); usable as a run listener."""
+    """The level figure and the epoch figure, updated as events arrive (thread-safe); a run listener."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.levels = go.FigureWidget()
-        for column, label, color in ACCURACY_SERIES:
-            self.levels.add_scatter(x=[], y=[], mode="lines+markers", name=label, line={"color": color}, meta=column)
-        _axis(self.levels, "accuracy and memorisation per level")
-        self.levels.update_yaxes(range=[0, 1.02], title_text="accuracy / fraction")
-        self.distance = go.FigureWidget()
-        for column, label, color in DISTANCE_SERIES:
-            self.distance.add_scatter(x=[], y=[], mode="lines+markers", name=label, line={"color": color}, meta=column)
-        _axis(self.distance, "learning distance per level")
-        self.epochs = go.FigureWidget()
-        self.epochs.add_scatter(x=[], y=[], mode="lines", name="train accuracy (noisy labels)", meta="train_acc")
-        self.epochs.add_scatter(x=[], y=[], mode="lines", name="test accuracy", meta="test_acc")
-        self.epochs.add_scatter(x=[], y=[], mode="lines", name="train loss", meta="train_loss", yaxis="y2")
-        self.epochs.update_layout(
-            title="current level, per epoch", template="plotly_white", height=320, margin={"t": 50, "b": 40},
-            xaxis={"title": "epoch"}, yaxis={"title": "accuracy", "range": [0, 1.02]},
-            yaxis2={"title": "loss", "overlaying": "y", "side": "right"}, legend={"orientation": "h", "y": -0.35},
-        )
+        self.levels = level_figure()
+        self.epochs = epoch_figure()
         self.records: list[dict] = []
+        self.phases: str = ""  # the located phases' one-line summary, once there are enough levels
 
     # -- public -----------------------------------------------------------------------------------
-    def reset(self) -> None:
+    def reset(self, title: str = LEVELS_TITLE) -> None:
+        """Clear both figures (data, phases, titles, ranges)."""
         with self._lock:
-            self.records = []
-            for fig in (self.levels, self.distance, self.epochs):
-                with fig.batch_update():
-                    for trace in fig.data:
-                        trace.x, trace.y = [], []
+            self.records, self.phases = [], ""
+            with self.levels.batch_update():
+                for trace in self.levels.data:
+                    trace.x, trace.y = [], []
+                self.levels.layout.shapes, self.levels.layout.annotations = (), ()
+                self.levels.layout.title.text = title
+                _empty_level_axes(self.levels)
+            self._clear_epochs(EPOCHS_TITLE)
 
-    def show_records(self, records: list[dict]) -> None:
+    def show_records(self, records: list[dict], title: str = LEVELS_TITLE) -> None:
         """Draw finished levels at once (e.g. a configuration read back from the store)."""
-        self.reset()
+        self.reset(title)
         for record in records:
             self._add_record(record)
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted) and event.finished == 0:
-            self.reset()
+            self.reset(self.levels.layout.title.text or LEVELS_TITLE)
         elif isinstance(event, LevelStarted):
-            self._clear_epochs()
+            with self._lock:
+                self._clear_epochs(f"level {event.level} (sparsity {event.sparsity:.1%}): first epoch running")
         elif isinstance(event, EpochEnded) and event.level >= 0:
             self._add_epoch(event)
         elif isinstance(event, LevelFinished):
@@ -75,16 +115,41 @@ class LiveFigures:
             self.records.append(record)
             self.records.sort(key=lambda r: r["level"])
             x = [float(v) for v in remaining_fraction([r["sparsity"] for r in self.records])]
-            for fig in (self.levels, self.distance):
-                with fig.batch_update():
-                    for trace in fig.data:
-                        trace.x = x
-                        trace.y = [r.get(trace.meta) for r in self.records]
+            with self.levels.batch_update():
+                for trace in self.levels.data:
+                    trace.x = x
+                    trace.y = [r.get(trace.meta) for r in self.records]
+                self._fit_axes(x)
+            self._shade()  # outside the batch: plotly's add_vrect reads back the shapes it adds
 
-    def _clear_epochs(self) -> None:
-        with self._lock, self.epochs.batch_update():
+    def _fit_axes(self, x: list[float]) -> None:
+        """x: from the densest to the sparsest level with half a decade of room; distance from 0 to its max."""
+        logs = np.log10(x)
+        self.levels.update_xaxes(range=[max(0.05, logs.max() + 0.1), min(EMPTY_X[1], logs.min() - 0.15)])
+        distances = [r.get("learning_distance") for r in self.records if r.get("learning_distance") is not None]
+        top = max(distances, default=1.0) * 1.08 or 1.0
+        self.levels.update_yaxes(range=[0, top], row=2, col=1)
+
+    def _shade(self) -> None:
+        """Shade the phases once there are enough levels to locate them (re-located after every level)."""
+        self.levels.layout.shapes, self.levels.layout.annotations = (), ()
+        self.phases = ""
+        if len(self.records) < MIN_LEVELS_FOR_PHASES:
+            return
+        try:
+            report = detect_phases(pd.DataFrame(self.records))
+        except (SddError, ValueError, KeyError):  # too few usable levels yet: shade later
+            return
+        shade_phases(self.levels, report, rows=(1, 2))
+        self.phases = report.summary
+
+    def _clear_epochs(self, title: str) -> None:
+        with self.epochs.batch_update():
             for trace in self.epochs.data:
                 trace.x, trace.y = [], []
+            self.epochs.layout.title.text = title
+            self.epochs.update_xaxes(range=[0.5, 1.5])
+            self.epochs.update_layout(yaxis2={"range": [0, 1]})
 
     def _add_epoch(self, event: EpochEnded) -> None:
         stats = event.stats
@@ -96,3 +161,8 @@ class LiveFigures:
                     continue
                 trace.x = (*trace.x, stats.epoch)
                 trace.y = (*trace.y, value)
+            first = min((min(t.x) for t in self.epochs.data if t.x), default=stats.epoch)
+            self.epochs.update_xaxes(range=[first - 0.5, stats.last_epoch + 0.5], dtick=None if
+                                     stats.last_epoch - first > 12 else 1)
+            losses = self.epochs.data[2].y or (1.0,)
+            self.epochs.update_layout(yaxis2={"range": [0, max(losses) * 1.1 or 1.0]})

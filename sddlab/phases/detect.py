@@ -159,5 +159,7 @@ def detect_phases(
     best-epoch accuracy column can be analysed the same way.
     """
     settings = Settings(tolerance, margin, z, slack, smooth, test, train)
+    if "diverged" in table:  # diverged levels have no measurements: skipped, the curve goes around them
+        table = table[table["diverged"].isna()]
     curve = Curve.from_levels(aggregate_levels(table, test, train), settings)
     return build_report(curve, find_landmarks(curve, settings), settings)

@@ -1,0 +1,75 @@
+"""The `sddlab sweep` command's logic: a sweep file or the same on the command line, run, then reported."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from sddlab.config import parse_assignment
+from sddlab.errors import SddError
+from sddlab.sweeps import SweepResult, SweepSpec, load_sweep, make_sweep, parse_grid, run_sweep
+
+
+def split_positionals(tokens: list[str], seeds: list[str]) -> tuple[str | None, list[int]]:
+    """`sweep FILE --seeds 0 1 2`: integers after `--seeds` land among the positionals; the rest is FILE."""
+    files = [token for token in tokens if not token.lstrip("-").isdigit()]
+    extra = [token for token in tokens if token.lstrip("-").isdigit()]
+    if len(files) > 1:
+        raise SddError(f"sweep arguments={' '.join(tokens)!r} are not allowed: at most one sweep FILE")
+    values = [part for text in [*seeds, *extra] for part in text.split(",") if part.strip()]
+    try:
+        parsed = [int(value) for value in values]
+    except ValueError:
+        raise SddError(f"--seeds={' '.join(values)!r} is not allowed: integers, e.g. --seeds 0 1 2") from None
+    return (files[0] if files else None), parsed
+
+
+def build_spec(file: str | None, *, name: str | None, preset: str | None, config: Path | None, sets: list[str],
+               grids: list[str], seeds: list[int], executor: dict[str, Any]) -> SweepSpec:
+    """The sweep of FILE with command-line executor settings on top, or the sweep the flags describe."""
+    if file is not None:
+        if sets or grids or preset or config:
+            raise SddError("--set/--grid/--preset/--config are not allowed with a sweep FILE: put them in the file")
+        spec = load_sweep(file, **executor)
+        return _with_seeds(spec, seeds) if seeds else spec
+    overrides = dict(parse_assignment(text) for text in sets)
+    runner = {key: value for key, value in executor.items() if value is not None}
+    return make_sweep(name or "sweep", preset=preset, config_file=config, overrides=overrides, grid=parse_grid(grids),
+                      seeds=seeds or [0], **runner)
+
+
+def _with_seeds(spec: SweepSpec, seeds: list[int]) -> SweepSpec:
+    return SweepSpec(spec.name, spec.base, spec.grid, tuple(seeds), spec.executor, spec.lockstep, spec.options)
+
+
+def report(result: SweepResult, echo: Callable[..., None]) -> int:
+    """Print the summary (mean ± std per level and group) and any failures; the exit code."""
+    summary = result.summary
+    if not summary.empty:
+        keys = [*result.spec.grid, "level"]
+        shown = summary[keys].copy()
+        shown["sparsity"] = (100 * summary["sparsity"]).map("{:.2f}%".format)
+        shown["seeds"] = summary["seeds"]
+        for column in ("test_acc", "train_acc_noisy"):
+            shown[column] = [f"{m:.3f} ± {s:.3f}" for m, s in zip(summary[f"{column}_mean"], summary[f"{column}_std"],
+                                                                  strict=True)]
+        with pd.option_context("display.width", 200, "display.max_rows", 1000):
+            echo(shown.to_string(index=False))
+    done = len(result.table["run"].unique()) if not result.table.empty else 0
+    echo(f"sweep {result.spec.name}: {result.ran} task(s) run now, {done} point(s) with results, "
+         f"{len(result.failed)} failed; report in {result.directory}")
+    for name, reason in result.failed.items():
+        echo(f"failed: {name}: {reason}", err=True)
+    if result.failed:
+        echo("rerun the same command to finish only the failed points", err=True)
+    return 1 if result.failed else 0
+
+
+def sweep(file: str | None, *, results: Path | None, data: Path | None, device: str,
+          echo: Callable[..., None], **spec_args: Any) -> int:
+    """Build, run and report a sweep; returns the exit code (1 when points failed)."""
+    spec = build_spec(file, **spec_args)
+    return report(run_sweep(spec, results, data_dir=data, device=device), echo)

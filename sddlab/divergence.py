@@ -1,0 +1,94 @@
+"""Divergence: a training loss that is not finite or explodes, caught once per epoch at the cost of one
+forward pass, recorded as the level's reason, and reported as one line saying what to change."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sddlab import pruning
+from sddlab.config import Config
+from sddlab.data.device import DeviceData
+from sddlab.errors import SddError
+from sddlab.runtime import Runtime
+from sddlab.training import EpochStats
+
+PROBE = 256  # training examples whose loss is checked at every epoch end
+FACTOR = 100.0  # a loss above FACTOR x ln(classes) (chance level) counts as exploded
+
+
+class Diverged(SddError):
+    """Training of a level diverged; the message names the level, the loss and what to change."""
+
+    def __init__(self, level: int, epoch: int, reason: str, advice: str):
+        self.level, self.epoch, self.reason = level, epoch, reason
+        where = f"level {level}" if level >= 0 else "the dense pre-training to the rewind point"
+        super().__init__(f"{where} diverged at epoch {epoch}: {reason}; {advice}")
+
+
+def loss_limit(num_classes: int) -> float:
+    """The largest training loss that does not count as exploded: FACTOR times chance level."""
+    return FACTOR * math.log(max(num_classes, 2))
+
+
+@torch.no_grad()
+def probe_loss(model: nn.Module, data: DeviceData, runtime: Runtime) -> float:
+    """Mean loss on the first PROBE training examples (noisy labels), in eval mode; touches no RNG and
+    no BatchNorm statistics, so training continues exactly as without the check."""
+    was_training = model.training
+    model.eval()
+    try:
+        inputs = runtime.prepare_inputs(data.spec.eval_transform(data.x_train[:PROBE]))
+        with runtime.autocast():
+            loss = F.cross_entropy(model(inputs).float(), data.y_train[:PROBE])
+        return float(loss)
+    finally:
+        model.train(was_training)
+
+
+def advice(config: Config) -> str:
+    """What to change, in `--set` terms."""
+    lr = config.training.lr
+    return (f"lower training.lr (now {lr:g}), e.g. --set training.lr={lr / 10:g}, or add a warm-up "
+            "(--set training.warmup=1ep)")
+
+
+def check_epoch(level: int, stats: EpochStats, model: nn.Module, data: DeviceData, runtime: Runtime,
+                config: Config) -> None:
+    """Raise `Diverged` when the epoch's training loss (tracked, else probed) is not finite or exploded."""
+    loss = stats.train_loss if stats.train_loss is not None else probe_loss(model, data, runtime)
+    limit = loss_limit(data.num_classes)
+    if not math.isfinite(loss):
+        reason = f"training loss is {loss}"
+    elif loss > limit:
+        reason = f"training loss {loss:.3g} exploded (above {limit:.0f}, {FACTOR:g} x chance level)"
+    else:
+        return
+    raise Diverged(level, stats.epoch, reason, advice(config))
+
+
+def diverged_record(level: int, mask: pruning.Mask, ignored_weights: int, error: Diverged) -> dict[str, Any]:
+    """The level record of a diverged level: its sparsity and the reason; no measurements (they are
+    meaningless), so tables show gaps and analyses skip it."""
+    kept, total = pruning.remaining(mask), pruning.total(mask)
+    return {
+        "level": level,
+        "sparsity": 1.0 - kept / total,
+        "remaining": kept,
+        "sparsity_paper": 1.0 - (kept + ignored_weights) / (total + ignored_weights),
+        "remaining_paper": kept + ignored_weights,
+        "diverged": str(error),
+        "diverged_epoch": error.epoch,
+    }
+
+
+def stop_if_diverged(records: list[dict[str, Any]]) -> None:
+    """A stored diverged level stops a rerun at once with the same line (training is deterministic)."""
+    for record in records:
+        reason = record.get("diverged")
+        if isinstance(reason, str):
+            raise SddError(reason)

@@ -1,0 +1,186 @@
+"""Where the points of a sweep run: in this process, a local process pool, Ray, or SLURM through submitit.
+
+A task is a pure function of JSON configs -> run directories (`run_task`), so every engine maps the same
+function; none is home-made. Engines are optional extras; a missing one is a one-line `SddError`.
+A task that fails (a worker killed, an exception) is reported with its reason; its run directory stays
+resumable, and the next sweep finishes only what is not done.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from sddlab.config import Config
+from sddlab.errors import SddError
+from sddlab.lockstep import run_lockstep
+from sddlab.runs import run
+
+EXECUTORS = ("inprocess", "process", "ray", "slurm")
+EXTRAS = {"ray": "ray", "submitit": "slurm"}
+
+
+@dataclass(frozen=True)
+class Task:
+    """Configs (as JSON) run by one worker: one run, or a lockstep group of seeds of one grid point."""
+
+    configs: tuple[str, ...]
+    lockstep: bool = False
+
+    @classmethod
+    def of(cls, configs: Sequence[Config], lockstep: bool) -> Task:
+        return cls(tuple(config.to_json() for config in configs), lockstep and len(configs) > 1)
+
+    def names(self) -> list[str]:
+        return [Config.from_json(text).run_name() for text in self.configs]
+
+
+@dataclass(frozen=True)
+class Where:
+    """What every task needs besides its configs: folders, device, and intra-op threads (None: keep)."""
+
+    results: str
+    data_dir: str | None = None
+    device: str = "auto"
+    threads: int | None = None
+
+
+@dataclass
+class Outcome:
+    task: Task
+    run_dirs: list[str] = field(default_factory=list)
+    error: str | None = None  # one line: why the task failed
+
+
+def run_task(task: Task, where: Where) -> list[str]:
+    """Run (or resume, or read back) a task's configs; their run directories. Runs in any worker."""
+    if where.threads:
+        torch.set_num_threads(where.threads)
+    configs = [Config.from_json(text) for text in task.configs]
+    common: dict[str, Any] = {"data_dir": where.data_dir, "device": where.device, "progress": False}
+    if task.lockstep:
+        return [str(path) for path in run_lockstep(configs, where.results, **common)]
+    return [str(run(config, where.results, **common)) for config in configs]
+
+
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[-1] if text else ''}".strip()
+
+
+def engine(module: str) -> Any:
+    """Import an optional engine, or fail with one line naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise SddError(f"executor needs {module}, which is not installed: pip install 'sddlab[{EXTRAS[module]}]'") \
+            from None
+
+
+def in_process(tasks: Sequence[Task], where: Where, options: dict[str, Any]) -> list[Outcome]:
+    """One task after another in this process (lockstep groups are the lever here)."""
+    outcomes = []
+    for task in tasks:
+        try:
+            outcomes.append(Outcome(task, run_task(task, where)))
+        except Exception as error:  # reported, not raised: the other points still run
+            outcomes.append(Outcome(task, error=_reason(error)))
+    return outcomes
+
+
+def _set_threads(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def process_pool(tasks: Sequence[Task], where: Where, options: dict[str, Any]) -> list[Outcome]:
+    """A local pool of `workers` spawned processes, each with `threads` intra-op threads (default: the
+    cores divided among the workers, so they never oversubscribe the CPU)."""
+    workers = int(options.get("workers") or os.cpu_count() or 1)
+    threads = int(options.get("threads") or max(1, (os.cpu_count() or 1) // workers))
+    context = multiprocessing.get_context("spawn")
+    outcomes = {}
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_threads, initargs=(threads,)) as pool:
+        futures = {pool.submit(run_task, task, where): task for task in tasks}
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                outcomes[task] = Outcome(task, future.result())
+            except Exception as error:  # BrokenProcessPool when a worker died
+                outcomes[task] = Outcome(task, error=_reason(error))
+    return [outcomes[task] for task in tasks]
+
+
+def ray_cluster(tasks: Sequence[Task], where: Where, options: dict[str, Any]) -> list[Outcome]:
+    """Ray tasks: a local cluster started here (and shut down after), or an existing one by `address`.
+
+    `num_cpus` (also the task's threads) and `num_gpus` (fractional allowed) per task; `max_retries`
+    (default 0: a dead worker is reported and the next sweep resumes it).
+    """
+    ray = engine("ray")
+    started = not ray.is_initialized()
+    if started:
+        init = {"address": options["address"]} if options.get("address") else {
+            "num_cpus": options.get("cluster_cpus") or os.cpu_count(), "include_dashboard": False,
+            "object_store_memory": int(options.get("object_store_mb", 128)) * 2**20}
+        ray.init(log_to_driver=False, **init)
+    num_cpus = float(options.get("num_cpus", 1))
+    remote = ray.remote(num_cpus=num_cpus, num_gpus=float(options.get("num_gpus", 0)),
+                        max_retries=int(options.get("max_retries", 0)))(run_task)
+    threaded = Where(where.results, where.data_dir, where.device, max(1, int(num_cpus)))
+    refs = [(task, remote.remote(task, threaded)) for task in tasks]
+    outcomes = []
+    try:
+        for task, ref in refs:
+            try:
+                outcomes.append(Outcome(task, ray.get(ref)))
+            except Exception as error:  # RayTaskError, WorkerCrashedError, ...
+                outcomes.append(Outcome(task, error=_reason(error)))
+    finally:
+        if started:
+            ray.shutdown()
+    return outcomes
+
+
+def slurm(tasks: Sequence[Task], where: Where, options: dict[str, Any]) -> list[Outcome]:
+    """submitit jobs (one array): `cluster` slurm, local or debug (None: SLURM when it is there, else local);
+    other options are submitit's parameters (`slurm_partition`, `timeout_min`, `gpus_per_node`, ...)."""
+    submitit = engine("submitit")
+    params = dict(options)
+    folder = Path(params.pop("folder", None) or Path(where.results) / ".submitit")
+    executor = submitit.AutoExecutor(folder=folder, cluster=params.pop("cluster", None))
+    params.setdefault("timeout_min", 24 * 60)
+    executor.update_parameters(**params)
+    threaded = Where(where.results, where.data_dir, where.device, int(params.get("cpus_per_task", 1)))
+    with executor.batch():
+        jobs = [executor.submit(run_task, task, threaded) for task in tasks]
+    outcomes = []
+    for task, job in zip(tasks, jobs, strict=True):
+        try:
+            outcomes.append(Outcome(task, job.result()))
+        except Exception as error:  # FailedJobError, UncompletedJobError (a killed job)
+            outcomes.append(Outcome(task, error=_reason(error)))
+    return outcomes
+
+
+MAPPERS: dict[str, Callable[[Sequence[Task], Where, dict[str, Any]], list[Outcome]]] = {
+    "inprocess": in_process, "process": process_pool, "ray": ray_cluster, "slurm": slurm,
+}
+
+
+def execute(kind: str, tasks: Sequence[Task], where: Where, options: dict[str, Any] | None = None) -> list[Outcome]:
+    """Run the tasks on the executor `kind`; one outcome per task, in order."""
+    if kind not in MAPPERS:
+        raise SddError(f"executor={kind!r} is not allowed: one of {', '.join(EXECUTORS)}")
+    if kind == "ray":
+        engine("ray")
+    if kind == "slurm":
+        engine("submitit")
+    return MAPPERS[kind](list(tasks), where, dict(options or {})) if tasks else []

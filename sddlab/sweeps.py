@@ -1,0 +1,220 @@
+"""Sweeps: a grid of config overrides x seeds, each point an ordinary run directory, on any executor.
+
+A sweep file (TOML) and the command line say the same things: a preset (or a JSON config), fixed
+overrides, grid axes, seeds and the executor. Finished points are skipped, interrupted ones resume; the
+sweep's folder `<results>/sweeps/<name>/` holds `sweep.json` (the points, and which failed and why),
+`summary.csv` (mean ± std per level for each group) and `figure.html` (bands over seeds).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+from sddlab import paths
+from sddlab.config import Config, parse_assignment
+from sddlab.errors import ConfigError, SddError
+from sddlab.executors import EXECUTORS, Outcome, Task, Where, execute
+from sddlab.figures.curve import comparison_figure, curve_figure
+from sddlab.io import atomic_write_text, write_html, write_json
+from sddlab.lockstep import supports_lockstep
+from sddlab.presets import get_preset
+from sddlab.runs import is_finished, run_dir_of
+from sddlab.store import check_writable, index
+
+FILE_KEYS = {"name", "preset", "config", "seeds", "set", "grid", "executor"}
+EXECUTOR_KEYS = {"kind", "lockstep", "workers", "threads", "ray", "slurm"}
+SUMMARY_COLUMNS = ("test_acc", "train_acc_noisy", "memorized", "learning_distance")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """What to run and where: `base` with each combination of `grid`, for each of `seeds`."""
+
+    name: str
+    base: Config
+    grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+    seeds: tuple[int, ...] = (0,)
+    executor: str = "inprocess"
+    lockstep: bool | None = None  # None: on in process (stacked seeds), off for pools and clusters
+    options: dict[str, Any] = field(default_factory=dict)  # workers, threads, or the engine's own
+
+    def __post_init__(self) -> None:
+        if self.executor not in EXECUTORS:
+            raise ConfigError("executor", self.executor, ", ".join(EXECUTORS))
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError("seeds", list(self.seeds), "one or more distinct non-negative integers")
+        if "experiment.seed" in self.grid:
+            raise ConfigError("grid", "experiment.seed", "other fields; seeds are given by `seeds`")
+        self.groups()  # every point validated before any work
+
+    @property
+    def stacked(self) -> bool:
+        return self.executor == "inprocess" if self.lockstep is None else self.lockstep
+
+    def groups(self) -> list[list[Config]]:
+        """One list per grid point: that point's config for each seed (validated here)."""
+        keys = list(self.grid)
+        points = []
+        for values in itertools.product(*self.grid.values()):
+            config = self.base.with_overrides(dict(zip(keys, values, strict=True)))
+            points.append([config.with_overrides({"experiment.seed": int(seed)}) for seed in self.seeds])
+        return points
+
+    def tasks(self, results: Path) -> list[Task]:
+        """What is left: lockstep groups of a point's unfinished seeds when stacked, else single runs."""
+        tasks = []
+        for group in self.groups():
+            todo = [config for config in group if not is_finished(config, results)]
+            if todo and self.stacked and supports_lockstep(todo[0].model):
+                tasks.append(Task.of(todo, lockstep=True))
+            else:
+                tasks += [Task.of([config], lockstep=False) for config in todo]
+        return tasks
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "base": json.loads(self.base.to_json()), "grid": self.grid,
+                "seeds": list(self.seeds), "executor": self.executor, "lockstep": self.stacked,
+                "options": self.options}
+
+
+def _base_config(preset: str | None, config_file: str | Path | None, overrides: dict[str, Any]) -> Config:
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError("config", str(config_file), "an existing JSON config file")
+        config = Config.from_json(path.read_text())
+    else:
+        config = get_preset(preset or "digits")
+    return config.with_overrides(overrides) if overrides else config
+
+
+def _axis_values(key: str, values: Any) -> tuple[Any, ...]:
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"grid.{key}", values, "a non-empty list of values")
+    return tuple(values)
+
+
+def load_sweep(path: str | Path, **executor_overrides: Any) -> SweepSpec:
+    """A sweep file (TOML): name, preset or config, seeds, [set], [grid], [executor] (+ [executor.ray/slurm])."""
+    path = Path(path)
+    if not path.is_file():
+        raise SddError(f"sweep file={str(path)!r} is not allowed: an existing TOML file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise SddError(f"sweep file={str(path)!r} is not allowed: valid TOML ({error})") from None
+    for key in sorted(set(data) - FILE_KEYS):
+        raise ConfigError(f"sweep.{key}", data[key], f"one of {', '.join(sorted(FILE_KEYS))}")
+    runner = dict(data.get("executor", {}))
+    for key in sorted(set(runner) - EXECUTOR_KEYS):
+        raise ConfigError(f"executor.{key}", runner[key], f"one of {', '.join(sorted(EXECUTOR_KEYS))}")
+    runner.update({key: value for key, value in executor_overrides.items() if value is not None})
+    return make_sweep(
+        data.get("name", path.stem), preset=data.get("preset"), config_file=data.get("config"),
+        overrides=data.get("set", {}), grid={k: _axis_values(k, v) for k, v in data.get("grid", {}).items()},
+        seeds=data.get("seeds", [0]), **runner)
+
+
+def parse_grid(texts: list[str]) -> dict[str, tuple[Any, ...]]:
+    """`--grid noise.rate=0.2,0.4` (comma list) or `--grid 'model.hidden=[[64,64],[128,128]]'` (a JSON list)."""
+    grid = {}
+    for text in texts:
+        key, raw = parse_assignment(text)[0], text.split("=", 1)[1].strip()
+        if raw.startswith("["):
+            values = parse_assignment(text)[1]
+            if not isinstance(values, list):
+                raise ConfigError(f"--grid {key}", raw, "a JSON list of values, or values separated by commas")
+        else:
+            values = [parse_assignment(f"{key}={part}")[1] for part in raw.split(",") if part.strip()]
+        grid[key] = _axis_values(key, values)
+    return grid
+
+
+def make_sweep(name: str, *, preset: str | None = None, config_file: str | Path | None = None,
+               overrides: dict[str, Any] | None = None, grid: dict[str, tuple[Any, ...]] | None = None,
+               seeds: list[int] | tuple[int, ...] = (0,), kind: str = "inprocess", lockstep: bool | None = None,
+               **options: Any) -> SweepSpec:
+    """A validated sweep from its parts (what the file and the command line both give)."""
+    if not isinstance(seeds, (list, tuple)) or not all(isinstance(s, int) and s >= 0 for s in seeds):
+        raise ConfigError("seeds", seeds, "a list of non-negative integers")
+    base = _base_config(preset, config_file, dict(overrides or {}))
+    engine_options = {**options.pop("ray", {}), **options.pop("slurm", {})}
+    return SweepSpec(name, base, dict(grid or {}), tuple(seeds), kind, lockstep, {**options, **engine_options})
+
+
+@dataclass
+class SweepResult:
+    """What a sweep did: its tidy table over every finished point, the summary, failures and its folder."""
+
+    spec: SweepSpec
+    table: pd.DataFrame
+    summary: pd.DataFrame
+    failed: dict[str, str]  # run name -> why
+    ran: int  # tasks handed to the executor this time
+    directory: Path
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def summarize(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Mean, std and count over seeds per level for each group of `by` (the grid axes)."""
+    if table.empty:
+        return pd.DataFrame()
+    keys = [*by, "level"]
+    columns = [c for c in SUMMARY_COLUMNS if c in table]
+    grouped = table.groupby(keys, sort=True)
+    summary = grouped[["sparsity"]].mean()
+    summary["seeds"] = grouped["level"].count()
+    for column in columns:
+        summary[f"{column}_mean"] = grouped[column].mean()
+        summary[f"{column}_std"] = grouped[column].std().fillna(0.0)
+    return summary.reset_index()
+
+
+def sweep_figure(table: pd.DataFrame, spec: SweepSpec) -> go.Figure:
+    """Bands over seeds: one curve per grid group (the full curve figure when there is no grid)."""
+    if not spec.grid:
+        return curve_figure(table, title=f"{spec.name}: {spec.base.name}", subtitle=f"seeds {list(spec.seeds)}")
+    axes = list(spec.grid)
+    labelled = table.assign(group=table[axes].astype(str).agg(", ".join, axis=1)) if len(axes) > 1 else table
+    return comparison_figure(labelled, by="group" if len(axes) > 1 else axes[0],
+                             title=f"{spec.name}: test accuracy, mean ± std over {len(spec.seeds)} seeds")
+
+
+def run_sweep(spec: SweepSpec, results: str | Path | None = None, *, data_dir: str | Path | None = None,
+              device: str = "auto") -> SweepResult:
+    """Run what is left of the sweep on its executor; write its report; failures are reported, not raised."""
+    results = paths.results_dir(results)
+    check_writable(results)
+    tasks = spec.tasks(results)
+    where = Where(str(results), None if data_dir is None else str(data_dir), device)
+    outcomes: list[Outcome] = execute(spec.executor, tasks, where, spec.options)
+    failed = {}
+    for outcome in outcomes:
+        for config in (Config.from_json(text) for text in outcome.task.configs):
+            if outcome.error and not is_finished(config, results):
+                failed[config.run_name()] = outcome.error
+    dirs = [run_dir_of(config, results) for group in spec.groups() for config in group]
+    table = index([d for d in dirs if (d / "config.json").exists()])
+    summary = summarize(table, list(spec.grid))
+    directory = results / "sweeps" / spec.name
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / "sweep.json", {**spec.to_dict(), "points": [d.name for d in dirs], "failed": failed})
+    atomic_write_text(directory / "summary.csv", summary.to_csv(index=False))
+    if not table.empty:
+        write_html(sweep_figure(table, spec), directory / "figure.html")
+    return SweepResult(spec, table, summary, failed, len(tasks), directory)
