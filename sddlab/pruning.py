@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable
 import torch
 from torch import nn
 
+from sddlab.errors import ConfigError
+
 Mask = dict[str, torch.Tensor]  # parameter name -> bool tensor (True = kept)
 
 
@@ -68,6 +70,15 @@ def _prune_lowest(scores: torch.Tensor, alive: torch.Tensor, count: int) -> torc
     order = torch.sort(candidates, stable=True).indices[:count]
     keep[order] = False
     return keep
+
+
+def check_levels(levels: int, total: int, fraction: float, ignored: int = 0, count: str = "prunable") -> None:
+    """Refuse iterative levels that would leave no prunable weight (the official count removes one more)."""
+    left = planned_remaining(total, fraction, levels, ignored, count)
+    if left[-1] <= 0:
+        last = next(level for level, kept in enumerate(left) if kept <= 0) - 1
+        raise ConfigError("experiment.levels", levels,
+                          f"at most {last} with pruning.count={count} (level {last + 1} would leave no weight)")
 
 
 def prune_mask(scores: dict[str, torch.Tensor], mask: Mask, fraction: float, scope: str,

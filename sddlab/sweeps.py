@@ -149,7 +149,7 @@ def make_sweep(name: str, *, preset: str | None = None, config_file: str | Path 
     """A validated sweep from its parts (what the file and the command line both give)."""
     if not isinstance(seeds, (list, tuple)) or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise ConfigError("seeds", seeds, "a list of non-negative integers")
-    base = _base_config(preset, config_file, dict(overrides or {}))
+    base = _base_config(preset, config_file, overrides or {})  # with_overrides checks it is a dict
     engine_options = {**options.pop("ray", {}), **options.pop("slurm", {})}
     return SweepSpec(name, base, dict(grid or {}), tuple(seeds), kind, lockstep, {**options, **engine_options})
 

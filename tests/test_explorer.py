@@ -166,7 +166,8 @@ def test_option_lists_follow_the_registries_and_the_data_set(tmp_path, data_dir)
 def test_a_preset_fills_the_controls_and_changes_show_the_run_directory(tmp_path, data_dir):
     explorer = Explorer(results=tmp_path / "results", data_dir=data_dir, preset="tiny")
     assert explorer.config() == explorer.presets["tiny"], "an untouched preset is the preset, exactly"
-    assert "= preset <b>tiny</b>" in explorer.note.value and explorer.presets["tiny"].run_name() in explorer.note.value
+    assert "preset <b>tiny</b> unchanged" in explorer.note.value
+    assert explorer.presets["tiny"].run_name() in explorer.note.value
     explorer.controls.model.value = "lenet-300-100"
     chosen = explorer.config()
     assert chosen.model.name == "lenet-300-100" and chosen.run_name() != explorer.presets["tiny"].run_name()

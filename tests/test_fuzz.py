@@ -21,7 +21,7 @@ from sddlab.app.cli import main
 from sddlab.app.notebooks import NOTEBOOK_DIR, parse_value
 from sddlab.config import _SECTION_TYPES
 from sddlab.errors import SddError
-from sddlab.runs import with_seeds
+from sddlab.sweeps import make_sweep
 
 FIELDS = [f"{section}.{name}" for section, kind in _SECTION_TYPES.items() for name in kind.model_fields]
 HEAVY = {"data.name", "model.name", "model.width", "training.batch_size"}  # downloads or slow models
@@ -30,7 +30,7 @@ TRIED: dict[str, int] = {}  # outcome counts per fuzz test, printed at the end (
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-3, 40) | st.floats(allow_subnormal=False)
+    st.none() | st.booleans() | st.integers(-3, 6) | st.floats(allow_subnormal=False)
     | st.text(max_size=8) | st.sampled_from(["1ep", "0it", "7it", "2ep", "cosine", "sgd", "random", "-1ep"]),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=2),
     max_leaves=4,
@@ -67,8 +67,9 @@ def count(kind: str, outcome: str) -> None:
 def check_outcome(code: int, err: str, results: Path) -> str:
     """Either a finished run, or one error line with exit code 2 and no run directory."""
     runs = [p for p in results.iterdir()] if results.exists() else []
-    if code == 0:
+    if code == 0 or (code == 2 and " diverged at epoch " in err):  # a valid input ran (it may diverge)
         assert len(runs) == 1 and (runs[0] / "levels" / "level_00.json").exists()
+        assert err.count("\n") <= 1 and "Traceback" not in err, err
     else:
         assert code == 2, err
         assert err.startswith("sddlab: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
@@ -138,7 +139,7 @@ def test_fuzzed_config_files_run_or_fail_in_one_line(payload, data_dir):
         shutil.rmtree(folder)
 
 
-NOTEBOOK_LINES = ("config = sddlab.get_preset(preset).with_overrides(overrides)", "with_seeds(config, seeds)")
+NOTEBOOK_LINE = "make_sweep(f\\\"01_curve-{preset}\\\", preset=preset, overrides=overrides, seeds=seeds"
 
 
 @given(preset=st.sampled_from(['"tiny"', "digits", "tiny", '"nope"', "3", "[1]", "null"]) | st.text(max_size=8),
@@ -149,12 +150,12 @@ NOTEBOOK_LINES = ("config = sddlab.get_preset(preset).with_overrides(overrides)"
 @FUZZ
 def test_fuzzed_notebook_parameters_build_configs_or_fail_in_one_line(preset, seeds, overrides):
     source = (NOTEBOOK_DIR / "01_curve.ipynb").read_text()
-    assert all(line in source for line in NOTEBOOK_LINES)  # the notebook builds its configs exactly so
+    assert NOTEBOOK_LINE in source  # the notebook builds its configs exactly so
     preset, seeds, overrides = parse_value(preset), parse_value(seeds), parse_value(overrides)
 
     def build():
-        config = sddlab.get_preset(preset).with_overrides(overrides)
-        return with_seeds(config, seeds) or [config]
+        sweep = make_sweep(f"01_curve-{preset}", preset=preset, overrides=overrides, seeds=seeds)
+        return [config for group in sweep.groups() for config in group]
 
     count("notebook", one_line_or_valid(build))
 

@@ -297,3 +297,17 @@ def test_official_count_needs_the_global_scope():
     assert info.value.field == "pruning.count"
 
 
+
+
+def test_official_count_for_vgg16_on_cifar100():
+    """VGG-16 (OpenLTH) never prunes its 512 x 100 output layer: at L = 25 the paper keeps 4,561 conv weights."""
+    config = ModelConfig(name="vgg16")
+    model = build_model(config, (3, 32, 32), 100, 0)
+    params = dict(model.named_parameters())
+    ignored = sum(params[f"{layer}.weight"].numel() for layer in resolve_ignored(config, model))
+    prunable = sum(params[name].numel() for name in prunable_names(model, resolve_ignored(config, model)))
+    assert ignored == 512 * 100
+    left = official_remaining(25, prunable, ignored)
+    assert left[25] == 4561
+    assert pruning.planned_remaining(prunable, 0.2, 25, ignored, "official") == left
+    assert pruning.planned_remaining(prunable, 0.2, 25)[25] == 55572  # the prunable count

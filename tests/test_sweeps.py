@@ -158,3 +158,26 @@ def test_killed_worker_then_rerun_finishes_only_failed_points(kind, tmp_path, da
     for group in spec.groups():
         for config in group:
             assert _records(results / config.run_name()) == _records(reference / config.run_name())
+
+
+def test_overlapping_sweeps_at_once_never_corrupt_a_run(tmp_path, data_dir):
+    """Two sweeps sharing the point noise.rate=0.4 run at the same time: one writer per run directory."""
+    results, reference = tmp_path / "results", tmp_path / "reference"
+    specs = [make_sweep(f"s{i}", preset="tiny", overrides=SMALL, grid={"noise.rate": rates}, seeds=[0], lockstep=False)
+             for i, rates in enumerate([(0.2, 0.4), (0.4, 0.6)])]
+    outcomes = {}
+    threads = [threading.Thread(target=lambda s=s: outcomes.update({s.name: run_sweep(s, results, data_dir=data_dir,
+                                                                                         device="cpu")}))
+               for s in specs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(outcome.ok for outcome in outcomes.values())
+    run_sweep(make_sweep("ref", preset="tiny", overrides=SMALL, grid={"noise.rate": (0.2, 0.4, 0.6)}, seeds=[0],
+                         lockstep=False), reference, data_dir=data_dir, device="cpu")
+    names = {c.run_name() for spec in specs for group in spec.groups() for c in group}
+    assert len(names) == 3
+    for name in names:
+        assert [r["level"] for r in _records(results / name)] == [0, 1, 2]
+        assert _records(results / name) == _records(reference / name)

@@ -26,7 +26,7 @@ from sddlab.app.explorer_choices import (
 )
 from sddlab.config import Config, choices
 
-_STYLE = {"description_width": "88px"}
+_STYLE = {"description_width": "96px"}
 
 
 def _labelled(kind: type, label: str, **kwargs) -> w.ValueWidget:
@@ -48,8 +48,7 @@ class Controls:
                                     value=base.noise.type)
         self.noise_rate = _labelled(w.FloatText, LABELS["noise_rate"], value=base.noise.rate, step=0.05)
         self.schedule = w.ToggleButtons(options=[(value.replace("oneshot", "one-shot"), value) for value in SCHEDULES],
-                                        value=base.pruning.strategy, description=LABELS["schedule"], style={
-                                            "description_width": "88px", "button_width": "88px"})
+                                        value=base.pruning.strategy, style={"button_width": "84px"})
         self.fraction = _labelled(w.FloatText, LABELS["fraction"], value=base.pruning.fraction, step=0.05)
         self.levels = _labelled(w.IntText, LABELS["levels"], value=base.experiment.levels)
         self.final_sparsity = _labelled(w.FloatText, LABELS["final_sparsity"], step=0.01,
@@ -152,4 +151,5 @@ class Controls:
         right = w.VBox([self.levels, self.fraction, self.final_sparsity, self.score, self.scope, self.mode,
                         self.epochs], layout=w.Layout(min_width="0"))
         grid = w.GridBox([left, right], layout=w.Layout(grid_template_columns="1fr 1fr", grid_gap="0 8px"))
-        return w.VBox([grid, self.schedule, self.reach])
+        label = w.HTML(f"<div style='text-align:right;width:92px;padding-right:4px'>{LABELS['schedule']}</div>")
+        return w.VBox([grid, w.HBox([label, self.schedule]), self.reach])

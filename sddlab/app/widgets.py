@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import threading
+import time
 from pathlib import Path
 
 import ipywidgets as w
@@ -27,6 +28,7 @@ from sddlab.runs import run, run_dir_of
 from sddlab.store import RunStore
 
 PANEL_WIDTH = "430px"
+REDRAW_EVERY = 0.3  # seconds: at most ~3 redraws of a figure per second, the last change always drawn
 NO_CURVES = "no curves: fix the choice named in red"
 
 
@@ -53,7 +55,12 @@ class Explorer:
         self.status = w.HTML(value="ready")
         self.note = w.HTML()
         self.table = w.HTML()
-        self.figures = LiveFigures()
+        self.views = {"levels": w.Output(layout=w.Layout(width="100%")),
+                      "epochs": w.Output(layout=w.Layout(width="100%"))}
+        self._drawn: dict[str, float] = {}
+        self._pending: set[str] = set()
+        self._draw_lock = threading.Lock()
+        self.figures = LiveFigures(on_change=self._figure_changed)
         self.run_button.on_click(lambda _: self.start())
         self.resume_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
@@ -97,9 +104,9 @@ class Explorer:
         self.controls.show_reach(self.controls.choices())
         changed = differences(self.base, config)
         where = html.escape(str(run_dir_of(config, self.results)))
-        self.note.value = (f"<small>= preset <b>{html.escape(self.base.name)}</b> → {where}</small>" if not changed
-                           else f"<small>preset <b>{html.escape(self.base.name)}</b> changed: "
-                           f"{html.escape('; '.join(changed))} → {where}</small>")
+        head = f"<small style='line-height:1.3'>preset <b>{html.escape(self.base.name)}</b>"
+        self.note.value = (f"{head} unchanged → {where}</small>" if not changed else
+                           f"{head} changed: {html.escape('; '.join(changed))} → {where}</small>")
         return config
 
     def show_stored(self) -> None:
@@ -178,8 +185,36 @@ class Explorer:
             self._render_table(self.figures.records)
 
     # -- display ----------------------------------------------------------------------------------
+    def _figure_changed(self, name: str) -> None:
+        """Redraw figure `name` now, or once REDRAW_EVERY after its last redraw (changes in between merge)."""
+        with self._draw_lock:
+            wait = self._drawn.get(name, 0.0) + REDRAW_EVERY - time.monotonic()
+            if wait <= 0:
+                self._drawn[name] = time.monotonic()
+            elif name in self._pending:
+                return
+            else:
+                self._pending.add(name)
+                timer = threading.Timer(wait, self._draw_pending, args=(name,))
+                timer.daemon = True
+                timer.start()
+                return
+        self._draw(name)
+
+    def _draw_pending(self, name: str) -> None:
+        with self._draw_lock:
+            self._pending.discard(name)
+            self._drawn[name] = time.monotonic()
+        self._draw(name)
+
+    def _draw(self, name: str) -> None:
+        """Plotly's own renderer draws the figure at the width of its container (responsive)."""
+        bundle = self.figures.mimebundle(name)
+        self.views[name].outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
+
     def _set_status(self, text: str) -> None:
-        phases = f"<br><small>phases: {html.escape(self.figures.phases)}</small>" if self.figures.phases else ""
+        phases = (f"<div style='font-size:11px;line-height:1.3'>phases: {html.escape(self.figures.phases)}</div>"
+                  if self.figures.phases else "")
         self.status.value = text + phases
 
     def _show_error(self, error: object) -> None:
@@ -196,10 +231,9 @@ class Explorer:
     @property
     def widget(self) -> w.Widget:
         buttons = w.HBox([self.run_button, self.stop_button, self.resume_button])
-        self.figures.epochs.layout.height = 250  # the side panel's plot: short, as wide as the panel
-        panel = w.VBox([self.controls.widget, buttons, self.status, self.note, self.figures.epochs],
+        panel = w.VBox([self.controls.widget, buttons, self.status, self.note, self.views["epochs"]],
                        layout=w.Layout(width=PANEL_WIDTH, flex="0 0 auto"))
-        levels = w.Box([self.figures.levels], layout=w.Layout(flex="1 1 460px", min_width="380px"))
+        levels = w.Box([self.views["levels"]], layout=w.Layout(flex="1 1 460px", min_width="380px"))
         top = w.Box([panel, levels], layout=w.Layout(display="flex", flex_flow="row wrap", align_items="flex-start",
                                                      grid_gap="8px", width="100%"))
         return w.VBox([top, self.table], layout=w.Layout(width="100%"))

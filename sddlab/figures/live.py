@@ -1,12 +1,16 @@
-"""Live plotly FigureWidgets fed by a run's events: the level curves (accuracy over learning distance on one
+"""Live plotly figures fed by a run's events: the level curves (accuracy over learning distance on one
 shared sparsity axis, phases shaded once they can be located) and the current level's per-epoch curves.
 
-Neither figure has a fixed width: each fills the notebook column it is placed in.
+Neither figure has a fixed width: shown through `mimebundle` (plotly's own JupyterLab renderer, responsive)
+each fills the notebook column it is placed in. `on_change(name)` tells a front end which figure to redraw.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,10 +30,9 @@ EPOCHS_TITLE = "current level, per epoch"
 _LEGEND = {"orientation": "h", "y": -0.1, "yanchor": "top", "x": 0.0, "font": {"size": 11}}
 
 
-def level_figure(height: int = 470) -> go.FigureWidget:
+def level_figure(height: int = 450) -> go.Figure:
     """Accuracies and memorisation (top) over learning distance (bottom), sparsity axis shared."""
-    fig = go.FigureWidget(make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.64, 0.36],
-                                        vertical_spacing=0.05))
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.64, 0.36], vertical_spacing=0.05)
     for row, series in ((1, ACCURACY_SERIES), (2, DISTANCE_SERIES)):
         for column, label, color in series:
             fig.add_scatter(x=[], y=[], mode="lines+markers", name=label, line={"color": color}, meta=column,
@@ -46,11 +49,14 @@ def level_figure(height: int = 470) -> go.FigureWidget:
     return fig
 
 
-def epoch_figure(height: int = 250) -> go.FigureWidget:
+def epoch_figure(height: int = 230) -> go.Figure:
     """Noisy-train and test accuracy, and train loss on a second axis, of the level being trained."""
-    fig = go.FigureWidget()
-    for meta, name, extra in (("train_acc", "train accuracy (noisy labels)", {}), ("test_acc", "test accuracy", {}),
-                              ("train_loss", "train loss", {"yaxis": "y2", "line": {"dash": "dot"}})):
+    fig = go.Figure()
+    colours = {column: colour for column, _, colour in ACCURACY_SERIES}  # the level figure's colours
+    for meta, name, extra in (("train_acc", "train accuracy (noisy labels)",
+                               {"line": {"color": colours["train_acc_noisy"]}}),
+                              ("test_acc", "test accuracy", {"line": {"color": colours["test_acc"]}}),
+                              ("train_loss", "train loss", {"yaxis": "y2", "line": {"dash": "dot", "color": "#777"}})):
         fig.add_scatter(x=[], y=[], mode="lines+markers", marker={"size": 5}, name=name, meta=meta, **extra)
     fig.update_layout(
         template="plotly_white", height=height, autosize=True, margin={"t": 56, "b": 36, "l": 56, "r": 48},
@@ -61,17 +67,21 @@ def epoch_figure(height: int = 250) -> go.FigureWidget:
     return fig
 
 
-def _empty_level_axes(fig: go.FigureWidget) -> None:
+def _empty_level_axes(fig: go.Figure) -> None:
     """Fixed, meaningful ranges while no level is drawn (instead of plotly's leftovers from the last data)."""
     fig.update_xaxes(autorange=False, range=list(EMPTY_X))
     fig.update_yaxes(autorange=False, range=[0, 1], row=2, col=1)
 
 
 class LiveFigures:
-    """The level figure and the epoch figure, updated as events arrive (thread-safe); a run listener."""
+    """The level figure and the epoch figure, updated as events arrive (thread-safe); a run listener.
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    `on_change(name)` is called with 'levels' or 'epochs' after that figure changed (outside the lock).
+    """
+
+    def __init__(self, on_change: Callable[[str], None] | None = None) -> None:
+        self._lock = threading.RLock()
+        self.on_change = on_change
         self.levels = level_figure()
         self.epochs = epoch_figure()
         self.records: list[dict] = []
@@ -81,20 +91,23 @@ class LiveFigures:
     def reset(self, title: str = LEVELS_TITLE) -> None:
         """Clear both figures (data, phases, titles, ranges)."""
         with self._lock:
-            self.records, self.phases = [], ""
-            with self.levels.batch_update():
-                for trace in self.levels.data:
-                    trace.x, trace.y = [], []
-                self.levels.layout.shapes, self.levels.layout.annotations = (), ()
-                self.levels.layout.title.text = title
-                _empty_level_axes(self.levels)
-            self._clear_epochs(EPOCHS_TITLE)
+            self._reset(title)
+        self._notify("levels", "epochs")
 
     def show_records(self, records: list[dict], title: str = LEVELS_TITLE) -> None:
         """Draw finished levels at once (e.g. a configuration read back from the store)."""
-        self.reset(title)
-        for record in records:
-            self._add_record(record)
+        with self._lock:
+            self._reset(title)
+            for record in records:
+                self._add_record(record)
+        self._notify("levels", "epochs")
+
+    def mimebundle(self, name: str) -> dict[str, Any]:
+        """Figure `name` ('levels' or 'epochs') as a display_data bundle for plotly's responsive renderer."""
+        with self._lock:
+            spec = json.loads(getattr(self, name).to_json())
+        spec["config"] = {"responsive": True, "displaylogo": False}
+        return {"application/vnd.plotly.v1+json": spec, "text/plain": f"<{name} figure>"}
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted) and event.finished == 0:
@@ -102,30 +115,47 @@ class LiveFigures:
         elif isinstance(event, LevelStarted):
             with self._lock:
                 self._clear_epochs(f"level {event.level} (sparsity {event.sparsity:.1%}): first epoch running")
+            self._notify("epochs")
         elif isinstance(event, EpochEnded) and event.level >= 0:
-            self._add_epoch(event)
+            with self._lock:
+                self._add_epoch(event)
+            self._notify("epochs")
         elif isinstance(event, LevelFinished):
-            self._add_record(event.record)
+            with self._lock:
+                self._add_record(event.record)
+            self._notify("levels")
 
-    # -- internals --------------------------------------------------------------------------------
+    # -- internals (called holding the lock) ------------------------------------------------------
+    def _notify(self, *names: str) -> None:
+        if self.on_change is not None:
+            for name in names:
+                self.on_change(name)
+
+    def _reset(self, title: str) -> None:
+        self.records, self.phases = [], ""
+        for trace in self.levels.data:
+            trace.x, trace.y = [], []
+        self.levels.layout.shapes, self.levels.layout.annotations = (), ()
+        self.levels.layout.title.text = title
+        _empty_level_axes(self.levels)
+        self._clear_epochs(EPOCHS_TITLE)
+
     def _add_record(self, record: dict) -> None:
-        with self._lock:
-            if any(r["level"] == record["level"] for r in self.records):
-                return
-            self.records.append(record)
-            self.records.sort(key=lambda r: r["level"])
-            x = [float(v) for v in remaining_fraction([r["sparsity"] for r in self.records])]
-            with self.levels.batch_update():
-                for trace in self.levels.data:
-                    trace.x = x
-                    trace.y = [r.get(trace.meta) for r in self.records]
-                self._fit_axes(x)
-            self._shade()  # outside the batch: plotly's add_vrect reads back the shapes it adds
+        if any(r["level"] == record["level"] for r in self.records):
+            return
+        self.records.append(record)
+        self.records.sort(key=lambda r: r["level"])
+        x = [float(v) for v in remaining_fraction([r["sparsity"] for r in self.records])]
+        for trace in self.levels.data:
+            trace.x = x
+            trace.y = [r.get(trace.meta) for r in self.records]
+        self._fit_axes(x)
+        self._shade()
 
     def _fit_axes(self, x: list[float]) -> None:
-        """x: from the densest to the sparsest level with half a decade of room; distance from 0 to its max."""
+        """x: from the densest to the sparsest level with room on both sides; distance from 0 to its max."""
         logs = np.log10(x)
-        self.levels.update_xaxes(range=[max(0.05, logs.max() + 0.1), min(EMPTY_X[1], logs.min() - 0.15)])
+        self.levels.update_xaxes(range=[logs.max() + 0.08, logs.min() - 0.12])
         distances = [r.get("learning_distance") for r in self.records if r.get("learning_distance") is not None]
         top = max(distances, default=1.0) * 1.08 or 1.0
         self.levels.update_yaxes(range=[0, top], row=2, col=1)
@@ -144,25 +174,22 @@ class LiveFigures:
         self.phases = report.summary
 
     def _clear_epochs(self, title: str) -> None:
-        with self.epochs.batch_update():
-            for trace in self.epochs.data:
-                trace.x, trace.y = [], []
-            self.epochs.layout.title.text = title
-            self.epochs.update_xaxes(range=[0.5, 1.5])
-            self.epochs.update_layout(yaxis2={"range": [0, 1]})
+        for trace in self.epochs.data:
+            trace.x, trace.y = [], []
+        self.epochs.layout.title.text = title
+        self.epochs.update_xaxes(range=[0.5, 1.5], dtick=1)
+        self.epochs.update_layout(yaxis2={"range": [0, 1]})
 
     def _add_epoch(self, event: EpochEnded) -> None:
         stats = event.stats
-        with self._lock, self.epochs.batch_update():
-            self.epochs.layout.title.text = f"level {event.level}, epoch {stats.epoch}/{stats.last_epoch}"
-            for trace in self.epochs.data:
-                value = getattr(stats, trace.meta)
-                if value is None:
-                    continue
+        self.epochs.layout.title.text = f"level {event.level}, epoch {stats.epoch}/{stats.last_epoch}"
+        for trace in self.epochs.data:
+            value = getattr(stats, trace.meta)
+            if value is not None:
                 trace.x = (*trace.x, stats.epoch)
                 trace.y = (*trace.y, value)
-            first = min((min(t.x) for t in self.epochs.data if t.x), default=stats.epoch)
-            self.epochs.update_xaxes(range=[first - 0.5, stats.last_epoch + 0.5], dtick=None if
-                                     stats.last_epoch - first > 12 else 1)
-            losses = self.epochs.data[2].y or (1.0,)
-            self.epochs.update_layout(yaxis2={"range": [0, max(losses) * 1.1 or 1.0]})
+        first = min((min(t.x) for t in self.epochs.data if t.x), default=stats.epoch)
+        self.epochs.update_xaxes(range=[first - 0.5, stats.last_epoch + 0.5],
+                                 dtick=None if stats.last_epoch - first > 12 else 1)
+        losses = self.epochs.data[2].y or (1.0,)
+        self.epochs.update_layout(yaxis2={"range": [0, max(losses) * 1.1 or 1.0]})
