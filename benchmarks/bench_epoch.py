@@ -25,9 +25,11 @@ from torchvision import transforms
 from sddlab.config import ModelConfig, TrainingConfig
 from sddlab.data.device import DeviceData
 from sddlab.data.registry import DATASETS
+from sddlab.metrics import evaluate
 from sddlab.models import build_model, prunable_names
 from sddlab.pruning import dense_mask
-from sddlab.training import Runtime, Schedule, evaluate, make_optimizer, train
+from sddlab.runtime import Runtime
+from sddlab.training import Schedule, Span, make_optimizer, train
 
 LENET_TRAIN_GFLOP = 96.0  # 6 x 266,200 weights x 60,000 images (forward + both backward matmuls)
 
@@ -87,13 +89,13 @@ def sddlab_epoch(model, data: DeviceData, training: TrainingConfig, runtime: Run
     end = iterations or per_epoch
     _sync(runtime.device)
     began = time.perf_counter()
-    train(model, mask, data, training, optimizer, Schedule(training.lr), start=0, end=end, seed=0, stream="bench",
-          runtime=runtime)
+    span = Span(training, Schedule(training.lr), 0, end, per_epoch, seed=0, stream="bench")
+    train(model, mask, data, span, optimizer, runtime)
     _sync(runtime.device)
     trained = time.perf_counter()
     if with_eval:
-        evaluate(model, data.x_train, data.y_train, data.spec.eval_transform, runtime)
-        evaluate(model, data.x_test, data.y_test, data.spec.eval_transform, runtime)
+        evaluate(model, data.x_train, data.y_train, transform=data.spec.eval_transform, runtime=runtime)
+        evaluate(model, data.x_test, data.y_test, transform=data.spec.eval_transform, runtime=runtime)
         _sync(runtime.device)
     return trained - began, time.perf_counter() - trained
 

@@ -98,9 +98,9 @@ def learning_distance(
     unpruned coordinates (how far training moved the surviving weights).
     """
     total = torch.zeros((), dtype=torch.float64)
-    for name, keep in mask.items():
-        final = weights[name].double() * keep
-        ref = reference[name].to(final.device).double()
+    for name, keep in mask.items():  # contiguous copies: the sum's order must not follow the memory layout
+        final = weights[name].double().contiguous() * keep.contiguous()  # (channels-last in memory, not on disk)
+        ref = reference[name].to(final.device).double().contiguous()
         diff = ref - final if from_pruned_as_zero else (ref - final) * keep
         total += diff.pow(2).sum().cpu()
     return math.sqrt(float(total))

@@ -68,7 +68,8 @@ def jupyterlab(root: Path, home: Path, env: dict[str, str] | None = None, timeou
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"JupyterLab did not start: {(home / 'jupyterlab.log').read_text()[-2000:]}")
+                    log_text = (home / 'jupyterlab.log').read_text()[-2000:]
+                    raise RuntimeError(f"JupyterLab did not start: {log_text}") from None
                 time.sleep(0.5)
         yield f"{url}/lab/tree/%s?token={token}"
     finally:

@@ -300,3 +300,19 @@ def test_hygiene_strips_like_nbstripout(tmp_path):
     pre_save_hook(model, path="explore.ipynb")
     assert model["content"] == json.loads(by_tool)
     assert model["content"] == json.loads((NOTEBOOK_DIR / "explore.ipynb").read_text()), "stored output-free"
+
+
+def test_explore_notebook_takes_the_controls_as_papermill_parameters(tmp_path):
+    from sddlab.app.notebooks import execute
+
+    out = tmp_path / "explore"
+    execute("explore", {"results": str(tmp_path / "results"), "preset": "tiny", "interactive": False,
+                        "model": "lenet-300-100", "schedule": "oneshot", "final_sparsity": 0.875, "levels": 3,
+                        "epochs": 1}, out, progress=False)
+    values = json.loads((out / "values.json").read_text())
+    assert values["model"] == "lenet-300-100" and values["strategy"] == "oneshot" and values["levels"] == 4
+    prunable = 64 * 300 + 300 * 100  # LeNet-300-100 on digits; its output layer is never pruned
+    for sparsity, target in zip(values["sparsity"][1:], (0.5, 0.75, 0.875), strict=True):
+        assert abs(sparsity - target) <= 1 / prunable
+    run_dir = tmp_path / "results" / values["run"]
+    assert "one-shot levels to 87.50%" in (run_dir / "figure.html").read_text()

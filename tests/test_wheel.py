@@ -54,7 +54,8 @@ def test_the_wheel_carries_the_notebooks_and_runs_outside_the_checkout(installed
     where = call([str(installed / "python"), "-c", "import sddlab; print(sddlab.__file__)"], folder, env)
     assert str(REPO) not in where and "venv" in where  # the installed copy, not the checkout
     assert call([str(installed / "sddlab"), "--version"], folder, env).strip() == f"sddlab {__version__}"
-    assert call([str(installed / "python"), "-m", "sddlab", "--version"], folder, env).strip() == f"sddlab {__version__}"
+    module = call([str(installed / "python"), "-m", "sddlab", "--version"], folder, env)
+    assert module.strip() == f"sddlab {__version__}"
 
     sets = [arg for key, value in SMALL.items() for arg in ("--set", f"{key}={json.dumps(value)}")]
     call([str(installed / "sddlab"), "run", "--preset", "tiny", *sets, "--quiet"], folder, env)

@@ -47,7 +47,7 @@ class AnalysedRun:
         self.dir = self.store.dir
         self.config = self.store.config()
         self.seed = self.config.experiment.seed
-        self.data_dir = Path(data_dir)
+        self.data_dir = data_dir  # None: sddlab.paths.data_dir()
         self.runtime = runtime or Runtime(device=resolve_device(device))
 
     def __repr__(self) -> str:

@@ -114,7 +114,7 @@ class Controls:
             targets = oneshot_targets(oneshot_fraction(chosen.final_sparsity, chosen.levels), chosen.levels)
             shown = ", ".join(f"{t:.1%}" for t in targets[:6]) + (", …" if len(targets) > 6 else "")
             text = (f"targets {shown}; last ≈{round(weights * (1 - targets[-1])):,} of {weights:,} weights left")
-        self.reach.value = f"<small>{text}</small>"
+        self.reach.value = f"<div style='font-size:12px;line-height:1.35'>{text}</div>"
 
     def clear_reach(self) -> None:
         self.reach.value = ""

@@ -104,9 +104,9 @@ class Explorer:
         self.controls.show_reach(self.controls.choices())
         changed = differences(self.base, config)
         where = html.escape(str(run_dir_of(config, self.results)))
-        head = f"<small style='line-height:1.3'>preset <b>{html.escape(self.base.name)}</b>"
-        self.note.value = (f"{head} unchanged → {where}</small>" if not changed else
-                           f"{head} changed: {html.escape('; '.join(changed))} → {where}</small>")
+        head = f"<div style='font-size:12px;line-height:1.35'>preset <b>{html.escape(self.base.name)}</b>"
+        self.note.value = (f"{head} unchanged → {where}</div>" if not changed else
+                           f"{head} changed: {html.escape('; '.join(changed))} → {where}</div>")
         return config
 
     def show_stored(self) -> None:

@@ -27,7 +27,7 @@ MIN_LEVELS_FOR_PHASES = 4  # fewer levels cannot show a dip and a recovery
 EMPTY_X = (0.0, -2.0)  # log10 range of remaining weights shown before any level (reversed: 0 % ... 99 %)
 LEVELS_TITLE = "accuracy and learning distance per level"
 EPOCHS_TITLE = "current level, per epoch"
-_LEGEND = {"orientation": "h", "y": -0.1, "yanchor": "top", "x": 0.0, "font": {"size": 11}}
+_LEGEND = {"orientation": "h", "y": -0.16, "yanchor": "top", "x": 0.0, "font": {"size": 11}}
 
 
 def level_figure(height: int = 450) -> go.Figure:
@@ -42,7 +42,7 @@ def level_figure(height: int = 450) -> go.Figure:
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(title_text="distance", row=2, col=1)
     fig.update_layout(template="plotly_white", height=height, autosize=True,
-                      margin={"t": 56, "b": 64, "l": 56, "r": 16},
+                      margin={"t": 56, "b": 84, "l": 56, "r": 16},
                       title={"text": LEVELS_TITLE, "y": 0.985, "yanchor": "top", "font": {"size": 14}},
                       legend=_LEGEND, hovermode="x unified")
     _empty_level_axes(fig)
@@ -61,7 +61,7 @@ def epoch_figure(height: int = 230) -> go.Figure:
     fig.update_layout(
         template="plotly_white", height=height, autosize=True, margin={"t": 56, "b": 36, "l": 56, "r": 48},
         title={"text": EPOCHS_TITLE, "y": 0.98, "yanchor": "top", "font": {"size": 14}}, legend=_LEGEND,
-        xaxis={"title": "epoch", "range": [0.5, 1.5], "dtick": 1}, yaxis={"title": "accuracy", "range": [0, 1.02]},
+        xaxis={"range": [0.5, 1.5], "dtick": 1}, yaxis={"title": "accuracy", "range": [0, 1.02]},
         yaxis2={"title": "loss", "overlaying": "y", "side": "right", "rangemode": "tozero", "range": [0, 1]},
     )
     return fig
