@@ -36,7 +36,7 @@ def _first_error(error: ValidationError, prefix: str = "") -> ConfigError:
 class _Section(BaseModel):
     """Frozen, strict section: unknown fields and bad values fail on construction with one line."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
 
     def __init__(self, **data: Any):
         try:

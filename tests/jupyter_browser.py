@@ -53,7 +53,9 @@ def jupyterlab(root: Path, home: Path, env: dict[str, str] | None = None, timeou
                "--LabApp.extension_manager=readonly",
                "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if strip_on_save:
-        command.append("--ContentsManager.pre_save_hook=sddlab.app.hygiene.pre_save_hook")
+        from sddlab.app.notebooks import STRIP_ON_SAVE  # the flag `sddlab jupyter` starts JupyterLab with
+
+        command.append(STRIP_ON_SAVE)
     settings = home / ".jupyter/lab/user-settings/@jupyterlab/apputils-extension"
     settings.mkdir(parents=True, exist_ok=True)  # no "get notified about Jupyter news?" prompt, no news fetch
     (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')

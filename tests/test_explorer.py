@@ -249,7 +249,7 @@ def test_missing_data_set_is_one_line_and_leaves_no_empty_folders(tmp_path, monk
     assert sorted(p.name for p in data.rglob("*")) == ["kept"], "the download's empty folders are removed"
 
 
-# -- live figures and notebook hygiene --------------------------------------------------------------
+# -- live figures --------------------------------------------------------------
 def test_epoch_plot_has_markers_and_a_current_title(tmp_path, data_dir):
     from sddlab.events import LevelStarted
     from sddlab.training import EpochStats
@@ -279,27 +279,6 @@ def test_phases_are_shaded_live_with_labels_above_the_data(finished_run):
     labels = [a for a in figures.levels.layout.annotations if a.text in ("light", "critical", "sweet", "collapsed")]
     assert labels and all(a.y >= 1.0 and a.yanchor == "bottom" for a in labels), "labels sit above the plot"
 
-
-def test_hygiene_strips_like_nbstripout(tmp_path):
-    import subprocess
-    import sys
-
-    from sddlab.app.hygiene import pre_save_hook
-    from sddlab.app.notebooks import NOTEBOOK_DIR
-
-    dirty = json.loads((NOTEBOOK_DIR / "explore.ipynb").read_text())
-    dirty["metadata"]["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"m": {}}}}
-    code = next(cell for cell in dirty["cells"] if cell["cell_type"] == "code")
-    code["outputs"] = [{"output_type": "display_data", "metadata": {},
-                        "data": {"application/vnd.jupyter.widget-view+json": {"model_id": "m"}}}]
-    code["execution_count"], code["metadata"]["execution"] = 7, {"iopub.status.busy": "now"}
-    text = json.dumps(dirty)
-    by_tool = subprocess.run([sys.executable, "-m", "nbstripout", "--keep-id", "-t"], input=text, text=True,
-                             capture_output=True, check=True).stdout
-    model = {"type": "notebook", "content": json.loads(text)}
-    pre_save_hook(model, path="explore.ipynb")
-    assert model["content"] == json.loads(by_tool)
-    assert model["content"] == json.loads((NOTEBOOK_DIR / "explore.ipynb").read_text()), "stored output-free"
 
 
 def test_explore_notebook_takes_the_controls_as_papermill_parameters(tmp_path):

@@ -25,9 +25,9 @@ from sddlab.sweeps import make_sweep
 
 FIELDS = [f"{section}.{name}" for section, kind in _SECTION_TYPES.items() for name in kind.model_fields]
 HEAVY = {"data.name", "model.name", "model.width", "training.batch_size"}  # downloads or slow models
-CHEAP = ["experiment.levels=1", "training.duration=1ep", "data.subset=96", "model.hidden=8"]
+CHEAP = ["experiment.levels=1", "training.duration=1ep", "data.subset=96", "model.hidden=[8]"]
 TRIED: dict[str, int] = {}  # outcome counts per fuzz test, printed at the end (run with -s)
-FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+FUZZ = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 6) | st.floats(allow_subnormal=False)
@@ -123,7 +123,7 @@ def mutated_configs() -> st.SearchStrategy:
             return json.dumps(draw(json_values)).encode()
         return json.dumps(config).encode()
 
-    return mutate() | st.binary(max_size=40)
+    return mutate() | st.sampled_from([b"", b"\x80", b"\xff\xfe{", b"{\"training\": {\"lr\": 1e999}}", b"\x00" * 8])
 
 
 @given(payload=mutated_configs())

@@ -11,6 +11,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -185,7 +186,7 @@ def run_lockstep(configs: Sequence[Config], results: str | Path | None = None, *
 
 
 def run_seeds(config: Config, seeds: Sequence[int], results: str | Path | None = None, *, lockstep: bool = True,
-              listener: SeedListener | None = None, **run_kwargs) -> list[Path]:
+              listener: SeedListener | None = None, **run_kwargs: Any) -> list[Path]:
     """K seeds of `config`: in lockstep when the model allows it (and `lockstep`), else one run after another.
 
     `listener(seed, event)` receives every seed's events (the explorer's seeds control draws its band from them).
