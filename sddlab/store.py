@@ -13,7 +13,7 @@ import shutil
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,19 @@ def check_writable(results: Path) -> None:
         raise ConfigError("results", str(results), "a folder this user can create and write")
 
 
+class _RunLock(FileLock):
+    """The run directory's file lock; entered while another process holds it, it says so, then waits."""
+
+    def __enter__(self) -> _RunLock:
+        try:
+            self.acquire(timeout=0)
+        except Timeout:
+            print(f"sddlab: {Path(self.lock_file).parent} is busy (another process is writing it); waiting for "
+                  "it to finish", file=sys.stderr, flush=True)
+            self.acquire()
+        return self
+
+
 class RunStore:
     """One run directory: `config.json`, `meta.json`, `levels/level_NN.{json,safetensors}`, tables."""
 
@@ -107,12 +120,20 @@ class RunStore:
             raise SddError(f"{run_dir} holds a different config (hash {stored.short_hash()})")
         return store
 
+    def _damaged_head(self) -> list[Damage]:
+        """A damaged meta.json, or a config.json that is no valid config (a valid other one is refused later)."""
+        damaged = [d for d in check_run(self.dir) if d.path == META_FILE]
+        try:
+            self.config()
+        except DamagedRun as error:
+            damaged.append(Damage(CONFIG_FILE, str(error)))
+        return damaged
+
     def _replace_damaged_head(self, config: Config, meta: dict[str, Any]) -> None:
         """Move a damaged config.json / meta.json aside and write them again from what the caller knows."""
-        heads = {CONFIG_FILE, META_FILE}
-        if any(d.path in heads for d in check_run(self.dir)):
+        if self._damaged_head():
             with self.lock():
-                damaged = [d for d in check_run(self.dir) if d.path in heads]
+                damaged = self._damaged_head()
                 if damaged:
                     self._move_aside(damaged)
                     if not (self.dir / CONFIG_FILE).exists():
@@ -120,20 +141,9 @@ class RunStore:
                     if not (self.dir / META_FILE).exists():
                         write_json(self.dir / META_FILE, meta, before_rename=self._checked(META_FILE))
 
-    @contextlib.contextmanager
-    def lock(self, timeout: float = -1) -> Iterator[FileLock]:
+    def lock(self, timeout: float = -1) -> FileLock:
         """One writer per run directory; a second process says the run is busy, then waits here."""
-        lock = FileLock(str(self.dir / ".lock"), timeout=timeout)
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            print(f"sddlab: {self.dir} is busy (another process is writing it); waiting for it to finish",
-                  file=sys.stderr, flush=True)
-            lock.acquire()
-        try:
-            yield lock
-        finally:
-            lock.release()
+        return _RunLock(str(self.dir / ".lock"), timeout=timeout)
 
     # -- integrity ------------------------------------------------------------------------------
     def _move_aside(self, damages: list[Damage]) -> None:
@@ -148,6 +158,9 @@ class RunStore:
             if stale.is_file() and not stale.is_symlink():
                 stale.unlink()
         damages = check_run(self.dir)
+        if any(d.path == CONFIG_FILE for d in damages):  # valid and of this config's hash (open_or_create)
+            atomic_write_text(self.dir / CONFIG_FILE, self.config().to_json() + "\n", self._checked(CONFIG_FILE))
+        damages = [d for d in damages if d.path != CONFIG_FILE]
         if damages:
             self._move_aside(damages)
             self.write_tables()

@@ -32,6 +32,7 @@ def forked(body: Callable[[], None], stderr: Path | None = None) -> int:
         try:
             if stderr is not None:
                 os.dup2(os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+                sys.stderr = os.fdopen(2, "w", buffering=1)  # pytest may have replaced sys.stderr
             body()
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1
