@@ -17,7 +17,7 @@ from sddlab.errors import SddError
 from sddlab.runtime import Runtime
 from sddlab.training import EpochStats
 
-PROBE = 256  # training examples whose loss is checked at every epoch end
+PROBE = 64  # training examples whose loss is checked at every epoch end
 FACTOR = 100.0  # a loss above FACTOR x ln(classes) (chance level) counts as exploded
 
 

@@ -11,6 +11,7 @@ import torch
 
 import sddlab
 import sddlab.divergence
+import sddlab.experiment
 from sddlab.divergence import Diverged, check_epoch, loss_limit, probe_loss
 from sddlab.events import LevelFinished
 from sddlab.experiment import prepare
@@ -66,8 +67,7 @@ def test_the_check_flags_non_finite_and_exploding_losses_only(small_config):
         check_epoch(0, stats(None), *args)
 
 
-def test_the_probe_changes_no_result(tmp_path, small_config, run_config, finished_run, without_seconds,
-                                     monkeypatch):
+def test_the_probe_changes_no_result(tmp_path, small_config, run_config, without_seconds, monkeypatch):
     calls = []
     original = sddlab.divergence.probe_loss
 
@@ -76,9 +76,12 @@ def test_the_probe_changes_no_result(tmp_path, small_config, run_config, finishe
         return original(*args)
 
     monkeypatch.setattr(sddlab.divergence, "probe_loss", counted)
-    run_dir = run_config(small_config(), tmp_path)
+    probed = run_config(small_config(), tmp_path / "probed")
     assert len(calls) == 4 * 2  # once per epoch: 4 levels of 2 epochs
-    assert without_seconds(RunStore(run_dir).records()) == without_seconds(RunStore(finished_run).records())
+    monkeypatch.setattr(sddlab.experiment, "check_epoch", lambda *args: None)  # no check at all
+    unchecked = run_config(small_config(), tmp_path / "unchecked")
+    assert len(calls) == 8
+    assert without_seconds(RunStore(probed).records()) == without_seconds(RunStore(unchecked).records())
 
 
 def test_figures_show_a_gap_and_phases_skip_a_diverged_level(finished_run):
