@@ -1,5 +1,5 @@
-"""Divergence: a training loss that is not finite or explodes, caught once per epoch at the cost of one
-forward pass, recorded as the level's reason, and reported as one line saying what to change."""
+"""Divergence: a training loss or weights that are not finite or explode, caught once per epoch (one pass
+over the weights), recorded as the level's reason, and reported as one line saying what to change."""
 
 from __future__ import annotations
 
@@ -7,17 +7,15 @@ import math
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from sddlab import pruning
 from sddlab.config import Config
 from sddlab.data.device import DeviceData
 from sddlab.errors import SddError
-from sddlab.runtime import Runtime
 from sddlab.training import EpochStats
 
-PROBE = 64  # training examples whose loss is checked at every epoch end
+WEIGHT_LIMIT = 1e6  # a weight beyond this means training has exploded
 FACTOR = 100.0  # a loss above FACTOR x ln(classes) (chance level) counts as exploded
 
 
@@ -36,18 +34,10 @@ def loss_limit(num_classes: int) -> float:
 
 
 @torch.no_grad()
-def probe_loss(model: nn.Module, data: DeviceData, runtime: Runtime) -> float:
-    """Mean loss on the first PROBE training examples (noisy labels), in eval mode; touches no RNG and
-    no BatchNorm statistics, so training continues exactly as without the check."""
-    was_training = model.training
-    model.eval()
-    try:
-        inputs = runtime.prepare_inputs(data.spec.eval_transform(data.x_train[:PROBE]))
-        with runtime.autocast():
-            loss = F.cross_entropy(model(inputs).float(), data.y_train[:PROBE])
-        return float(loss)
-    finally:
-        model.train(was_training)
+def largest_weight(model: nn.Module) -> float:
+    """The largest |parameter| of the model (nan or inf when any is not finite); reads no data, so it is
+    cheap and changes nothing in training."""
+    return max(float(p.detach().abs().max()) if p.numel() else 0.0 for p in model.parameters())
 
 
 def advice(config: Config) -> str:
@@ -57,15 +47,19 @@ def advice(config: Config) -> str:
             "(--set training.warmup=1ep)")
 
 
-def check_epoch(level: int, stats: EpochStats, model: nn.Module, data: DeviceData, runtime: Runtime,
-                config: Config) -> None:
-    """Raise `Diverged` when the epoch's training loss (tracked, else probed) is not finite or exploded."""
-    loss = stats.train_loss if stats.train_loss is not None else probe_loss(model, data, runtime)
-    limit = loss_limit(data.num_classes)
-    if not math.isfinite(loss):
+def check_epoch(level: int, stats: EpochStats, model: nn.Module, data: DeviceData, config: Config) -> None:
+    """Raise `Diverged` when the epoch's training loss (when tracked) is not finite or exploded, or the
+    weights are not finite or beyond WEIGHT_LIMIT (an exploding loss drives them there within an epoch)."""
+    loss, limit = stats.train_loss, loss_limit(data.num_classes)
+    peak = largest_weight(model)
+    if loss is not None and not math.isfinite(loss):
         reason = f"training loss is {loss}"
-    elif loss > limit:
+    elif loss is not None and loss > limit:
         reason = f"training loss {loss:.3g} exploded (above {limit:.0f}, {FACTOR:g} x chance level)"
+    elif not math.isfinite(peak):
+        reason = f"weights are not finite ({peak})"
+    elif peak > WEIGHT_LIMIT:
+        reason = f"weights exploded (largest |w| {peak:.3g}, above {WEIGHT_LIMIT:g})"
     else:
         return
     raise Diverged(level, stats.epoch, reason, advice(config))

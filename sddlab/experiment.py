@@ -190,7 +190,7 @@ class Experiment:
                                 runtime=self.setup.runtime)
                 stats = dataclasses.replace(stats, test_acc=test.acc)
             self.listener(EpochEnded(level, stats))
-            check_epoch(level, stats, self.model, self.setup.data, self.setup.runtime, self.config)  # Diverged
+            check_epoch(level, stats, self.model, self.setup.data, self.config)  # raises Diverged
             stop = self.should_stop is not None and self.should_stop()
             if stats.finished:  # nothing left to stop or to resume
                 return

@@ -12,7 +12,7 @@ import torch
 import sddlab
 import sddlab.divergence
 import sddlab.experiment
-from sddlab.divergence import Diverged, check_epoch, loss_limit, probe_loss
+from sddlab.divergence import WEIGHT_LIMIT, Diverged, check_epoch, largest_weight, loss_limit
 from sddlab.events import LevelFinished
 from sddlab.experiment import prepare
 from sddlab.figures.curve import curve_figure
@@ -28,7 +28,7 @@ def test_a_huge_learning_rate_stops_at_level_0_with_one_line(tmp_path, small_con
     with pytest.raises(Diverged) as error:
         run_config(config, tmp_path, listener=events.append)
     message = str(error.value)
-    assert "\n" not in message and message.startswith("level 0 diverged at epoch 1: training loss")
+    assert "\n" not in message and message.startswith("level 0 diverged at epoch 1: weights exploded")
     assert "training.lr" in message and "--set training.lr=1e+07" in message
     run_dir = tmp_path / config.run_name()
     records = RunStore(run_dir).records()
@@ -47,7 +47,7 @@ def test_a_huge_learning_rate_stops_at_level_0_with_one_line(tmp_path, small_con
 
 def test_the_check_flags_non_finite_and_exploding_losses_only(small_config):
     setup = prepare(small_config(), runtime=Runtime(device="cpu"))
-    args = (setup.model, setup.data, setup.runtime, setup.config)
+    args = (setup.model, setup.data, setup.config)
     limit = loss_limit(setup.data.num_classes)
     assert limit == pytest.approx(100 * math.log(10))
 
@@ -59,23 +59,27 @@ def test_the_check_flags_non_finite_and_exploding_losses_only(small_config):
                         (limit * 1.01, "training loss 233 exploded")):
         with pytest.raises(Diverged, match=f"level 2 diverged at epoch 3: {words}"):
             check_epoch(2, stats(loss), *args)
-    fresh = probe_loss(setup.model, setup.data, setup.runtime)
-    assert 0.5 < fresh < limit  # an untrained network is near chance level
+    assert 0 < largest_weight(setup.model) < 10  # a fresh network
+    check_epoch(0, stats(None), *args)
     with torch.no_grad():
-        next(setup.model.parameters()).mul_(1e9)
-    with pytest.raises(Diverged, match="exploded"):  # untracked loss: the probe finds it
+        next(setup.model.parameters()).mul_(2 * WEIGHT_LIMIT)
+    with pytest.raises(Diverged, match="weights exploded"):  # untracked loss: the weights tell
+        check_epoch(0, stats(None), *args)
+    with torch.no_grad():
+        next(setup.model.parameters())[0, 0] = math.nan
+    with pytest.raises(Diverged, match="weights are not finite"):
         check_epoch(0, stats(None), *args)
 
 
 def test_the_probe_changes_no_result(tmp_path, small_config, run_config, without_seconds, monkeypatch):
     calls = []
-    original = sddlab.divergence.probe_loss
+    original = sddlab.divergence.largest_weight
 
     def counted(*args):
         calls.append(1)
         return original(*args)
 
-    monkeypatch.setattr(sddlab.divergence, "probe_loss", counted)
+    monkeypatch.setattr(sddlab.divergence, "largest_weight", counted)
     probed = run_config(small_config(), tmp_path / "probed")
     assert len(calls) == 4 * 2  # once per epoch: 4 levels of 2 epochs
     monkeypatch.setattr(sddlab.experiment, "check_epoch", lambda *args: None)  # no check at all
