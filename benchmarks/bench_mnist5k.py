@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
 from sddlab.data.device import prepare_data
-from sddlab.experiment import level_span, prepare
+from sddlab.preparation import level_span, prepare
 from sddlab.presets import get_preset
 from sddlab.pruning import dense_mask
 from sddlab.training import make_optimizer, train

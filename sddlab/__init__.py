@@ -3,11 +3,11 @@
 The flow: config -> data -> model + mask -> levels (experiment) -> store -> analyses -> figures -> app.
 """
 
+from sddlab.collect import index, load
 from sddlab.config import Config
 from sddlab.errors import ConfigError, DatasetMissing, SddError
 from sddlab.presets import get_preset, list_presets
 from sddlab.runs import run
-from sddlab.store import index, load
 from sddlab.version import __version__
 
 __all__ = [

@@ -13,93 +13,21 @@ import torch
 from torch import nn
 
 from sddlab import pruning
-from sddlab.config import Config
-from sddlab.data.device import DeviceData, prepare_data
 from sddlab.divergence import Diverged, check_epoch, diverged_record, stop_if_diverged
-from sddlab.errors import ConfigError
 from sddlab.events import EpochEnded, LevelFinished, LevelStarted, Listener, RunFinished, RunStarted
 from sddlab.metrics import evaluate, learning_distance, measure
-from sddlab.models import build_model, prunable_names
-from sddlab.models.build import resolve_ignored
+from sddlab.models import build_model
+from sddlab.preparation import Setup, level_span
 from sddlab.resume import restore_partial, save_partial
-from sddlab.runtime import Runtime
 from sddlab.seeds import stream_seed, torch_stream
 from sddlab.store import RunStore
-from sddlab.training import EpochStats, Schedule, Span, make_optimizer, train
+from sddlab.training import EpochStats, Span, make_optimizer, train
 
 Weights = dict[str, torch.Tensor]
 
 
 class StopRequested(Exception):
     """Raised at an epoch boundary when the caller asked to stop; progress was checkpointed first."""
-
-
-@dataclass
-class Setup:
-    """Everything validated and built before the run directory exists: data, model, iteration counts."""
-
-    config: Config
-    data: DeviceData
-    model: nn.Module
-    prunable: list[str]
-    ignored_weights: int  # weights of linear/conv layers never pruned (paper's sparsity denominator)
-    per_epoch: int
-    total: int  # iterations of one full training
-    rewind_point: int
-    runtime: Runtime
-
-
-def prepare(config: Config, data_dir: str | Path | None = None, runtime: Runtime = Runtime()) -> Setup:
-    """Validate what needs the data and the model (ignored layers, durations) and build both."""
-    seed = config.experiment.seed
-    data = prepare_data(config.data, config.noise, seed, data_dir, runtime.device)
-    model = build_model(config.model, data.spec.input_shape, data.num_classes, stream_seed(seed, "init"))
-    ignored = resolve_ignored(config.model, model)
-    prunable = prunable_names(model, ignored)
-    if not prunable:
-        raise ConfigError("model.ignored", list(ignored), "a list that leaves at least one layer prunable")
-    params = dict(model.named_parameters())
-    ignored_weights = sum(params[f"{layer}.weight"].numel() for layer in ignored)
-    per_epoch = data.iterations_per_epoch(config.training.batch_size)
-    total = config.training.duration.iterations(per_epoch)
-    rewind_point = config.retraining.rewind_point.iterations(per_epoch)
-    if rewind_point >= total:
-        raise ConfigError("retraining.rewind_point", str(config.retraining.rewind_point),
-                          f"a point before the end of training ({total} iterations)")
-    cut = config.pruning
-    if cut.strategy == "iterative":  # the official count may run out of weights before the last level
-        total_weights = sum(params[name].numel() for name in prunable)
-        pruning.check_levels(config.experiment.levels, total_weights, cut.fraction, ignored_weights, cut.count)
-    model.to(runtime.device)
-    runtime = dataclasses.replace(runtime, amp=config.training.precision == "bf16")  # precision is the config's
-    # channels-last pays for conv nets (20-30 % per step on the CPU too); other models keep NCHW inputs
-    runtime = dataclasses.replace(
-        runtime, channels_last=runtime.channels_last and any(isinstance(m, nn.Conv2d) for m in model.modules()))
-    if runtime.channels_last:
-        model.to(memory_format=torch.channels_last)
-    if runtime.compile:
-        model.compile()
-    return Setup(config, data, model, prunable, ignored_weights, per_epoch, total, rewind_point, runtime)
-
-
-def level_span(setup: Setup, level: int, stream: str | None = None) -> Span:
-    """The iterations, schedule and optimizer settings a level trains with under the retraining mode.
-
-    Rewind and lr-rewind train [rewind point, end) of the main schedule, scratch the whole of it, and
-    finetune (after the dense level) a constant LR for its own length. `stream` names the span's
-    augmentation stream (default: the level's own).
-    """
-    cfg, seed = setup.config, setup.config.experiment.seed
-    stream = stream or f"level_{level:02d}"
-    main = Schedule.from_config(cfg.training, setup.per_epoch)
-    if cfg.retraining.mode == "scratch":
-        return Span(cfg.training, main, 0, setup.total, setup.per_epoch, seed, stream)
-    if level > 0 and cfg.retraining.mode == "finetune":
-        lr = cfg.retraining.finetune_lr or cfg.training.lr
-        end = (cfg.retraining.finetune_duration or cfg.training.duration).iterations(setup.per_epoch)
-        training = cfg.training.model_copy(update={"lr": lr, "schedule": "constant"})
-        return Span(training, Schedule(base_lr=lr, total=end), 0, end, setup.per_epoch, seed, stream)
-    return Span(cfg.training, main, setup.rewind_point, setup.total, setup.per_epoch, seed, stream)
 
 
 def replay_stored(store: RunStore, listener: Listener, epochs_per_level: list[int]) -> int:

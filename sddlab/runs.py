@@ -17,13 +17,15 @@ from tqdm.auto import tqdm
 
 from sddlab import paths
 from sddlab.app.progress import ProgressBar
+from sddlab.collect import index
 from sddlab.config import Config
 from sddlab.errors import ConfigError
 from sddlab.events import Event, Listener, RunFinished
-from sddlab.experiment import Experiment, Setup, prepare, replay_stored
+from sddlab.experiment import Experiment, replay_stored
 from sddlab.integrity import check_run
+from sddlab.preparation import Setup, prepare
 from sddlab.runtime import Runtime, resolve_device
-from sddlab.store import RunStore, check_writable, index
+from sddlab.store import RunStore, check_writable
 from sddlab.version import __version__
 
 

@@ -23,6 +23,7 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 from sddlab import paths
+from sddlab.collect import index
 from sddlab.config import Config, parse_assignment
 from sddlab.errors import ConfigError, SddError
 from sddlab.executors import EXECUTORS, Outcome, Task, Where, execute
@@ -31,7 +32,7 @@ from sddlab.io import atomic_write_text, write_html, write_json
 from sddlab.lockstep import supports_lockstep
 from sddlab.presets import get_preset
 from sddlab.runs import is_finished, run_dir_of
-from sddlab.store import check_writable, index
+from sddlab.store import check_writable
 
 FILE_KEYS = {"name", "preset", "config", "seeds", "set", "grid", "executor"}
 EXECUTOR_KEYS = {"kind", "lockstep", "workers", "threads", "ray", "slurm"}

@@ -25,10 +25,10 @@ from sddlab.analyses.math.hessian import hessian_trace, top_eigenvalue
 from sddlab.analyses.redense import final_lr
 from sddlab.duration import Duration
 from sddlab.errors import SddError
-from sddlab.experiment import level_span, prepare
 from sddlab.metrics import evaluate, learning_distance, measure
 from sddlab.models import build_model
 from sddlab.phases import Landmark, PhaseReport
+from sddlab.preparation import level_span, prepare
 from sddlab.pruning import apply_mask, dense_mask
 from sddlab.seeds import stream_seed, torch_stream
 from sddlab.store import RunStore

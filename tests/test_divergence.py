@@ -14,9 +14,9 @@ import sddlab.divergence
 import sddlab.experiment
 from sddlab.divergence import WEIGHT_LIMIT, Diverged, check_epoch, largest_weight, loss_limit
 from sddlab.events import LevelFinished
-from sddlab.experiment import prepare
 from sddlab.figures.curve import curve_figure
 from sddlab.phases import detect_phases
+from sddlab.preparation import prepare
 from sddlab.runtime import Runtime
 from sddlab.store import RunStore
 from sddlab.training import EpochStats

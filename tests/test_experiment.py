@@ -12,8 +12,9 @@ import torch
 import sddlab
 from sddlab.app.tables import TABLE_COLUMNS
 from sddlab.events import EpochEnded, LevelFinished, LevelStarted, RunFinished, RunStarted
-from sddlab.experiment import Experiment, prepare
+from sddlab.experiment import Experiment
 from sddlab.io import load_tensors
+from sddlab.preparation import prepare
 from sddlab.store import RunStore
 
 LEVELS = 3  # levels 0..3 in every small config

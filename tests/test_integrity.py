@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 
 import sddlab
 from sddlab.app.cli import app
+from sddlab.collect import index
 from sddlab.errors import SddError
 from sddlab.integrity import DamagedRun, check_run, safetensors_problem
-from sddlab.store import RunStore, index
+from sddlab.store import RunStore
 
 
 def truncate(path: Path) -> None:

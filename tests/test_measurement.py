@@ -70,7 +70,8 @@ def test_measure_on_is_neutral_in_the_hash_and_a_no_op_without_augmentation(tmp_
 
 def test_gradient_scores_use_an_augmented_batch_when_measured_as_the_paper(data_dir, small_config, monkeypatch):
     """The gradient batch goes through the training transform (seeded per level) instead of the eval one."""
-    from sddlab.experiment import Experiment, prepare
+    from sddlab.experiment import Experiment
+    from sddlab.preparation import prepare
 
     config = small_config({"pruning.score": "gradient", "experiment.measure_on": "augmented"})
     setup = prepare(config, data_dir)

@@ -14,7 +14,7 @@ from sddlab.data import corrupt_labels
 from sddlab.data.device import prepare_data
 from sddlab.data.tabular import MNIST_ASYMMETRIC, load_digits_data
 from sddlab.errors import ConfigError
-from sddlab.experiment import prepare
+from sddlab.preparation import prepare
 
 C = 10
 

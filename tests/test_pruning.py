@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from sddlab import pruning
 from sddlab.config import Config, ModelConfig
 from sddlab.errors import ConfigError
-from sddlab.experiment import prepare
 from sddlab.figures.axis import paper_axis
 from sddlab.models import build_model, prunable_names
 from sddlab.models.build import resolve_ignored
+from sddlab.preparation import prepare
 
 LEVELS = 8
 

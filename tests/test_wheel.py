@@ -70,6 +70,7 @@ def test_the_wheel_carries_the_notebooks_and_runs_outside_the_checkout(installed
     values = json.loads((folder / "results" / "notebooks" / "01_curve" / "values.json").read_text())
     assert values["levels"] == 3
     assert sorted(p.name for p in (folder / "results").iterdir()) == ["notebooks", run_dir.name]  # the same run
+    assert not (folder.parent / "results").exists()  # nothing written outside the working folder
 
     out = call([str(installed / "sddlab"), "copy-notebooks", "mine", "--no-kernel"], folder, env)
     packaged = sorted(NOTEBOOK_DIR.glob("*.ipynb"))

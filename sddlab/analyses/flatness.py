@@ -22,11 +22,11 @@ from sddlab.analyses.interpolation import interpolation
 from sddlab.analyses.landscape import landscape
 from sddlab.analyses.levels import AnalysedRun, as_run
 from sddlab.analyses.redense import redense
+from sddlab.collect import index
 from sddlab.errors import SddError
 from sddlab.figures.curve import phase_figure
 from sddlab.figures.paths import flatness_figure
 from sddlab.phases import PhaseReport, detect_phases
-from sddlab.store import index
 
 LANDMARKS: tuple[str, ...] = ("dense", "critical", "sweet", "collapse")
 

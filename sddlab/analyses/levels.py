@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from sddlab.analyses.cache import AnalysisCache, level_item
 from sddlab.errors import SddError
-from sddlab.experiment import Setup, level_span, prepare
+from sddlab.preparation import Setup, level_span, prepare
 from sddlab.pruning import Mask, apply_mask
 from sddlab.runtime import Runtime, resolve_device
 from sddlab.seeds import numpy_stream

@@ -4,7 +4,7 @@
 - ``reinit``: each level's mask trained from a fresh init of the same distribution, drawn from the
   stream ``stream_seed(seed, 'reinit', level)`` (independent of the original init, which is the stream
   ``'init'``), over the ticket's iteration window with the ticket's schedule, data order and
-  augmentation (`sddlab.experiment.level_span`): only the initial weights differ. Trained by the one loop;
+  augmentation (`sddlab.preparation.level_span`): only the initial weights differ. Trained by the one loop;
   weights cached per level.
 - ``oneshot``: the same config with ``pruning.strategy = 'oneshot'`` (level L prunes the dense model's
   final weights straight to 1 - 0.8^L) run through `sddlab.run` as a run directory of its own, next to

@@ -14,6 +14,7 @@ from sddlab.app.analysis_runner import parse_levels, print_result, run_kind
 from sddlab.app.notebooks import copy_notebooks, execute, open_jupyter, parse_value, register_kernel
 from sddlab.app.tables import format_table
 from sddlab.app.verify import verify as verify_runs
+from sddlab.collect import DamagedRunWarning, index
 from sddlab.config import Config, parse_assignment
 from sddlab.data.tinyimagenet import reorganise_tiny_imagenet
 from sddlab.errors import SddError
@@ -23,7 +24,7 @@ from sddlab.phases import detect_phases
 from sddlab.presets import cost, get_preset, list_presets
 from sddlab.runs import run_dir_of
 from sddlab.runtime import Runtime, resolve_device
-from sddlab.store import DamagedRunWarning, RunStore, index
+from sddlab.store import RunStore
 from sddlab.version import __version__
 
 RESULTS_HELP = "folder of run directories [default: $SDDLAB_RESULTS, else ./results]"

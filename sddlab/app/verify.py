@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from sddlab.collect import find_runs
 from sddlab.errors import SddError
 from sddlab.integrity import check_run, summary
-from sddlab.store import CONFIG_FILE, find_runs
+from sddlab.store import CONFIG_FILE
 
 
 def run_dirs_under(paths: list[Path]) -> list[Path]:

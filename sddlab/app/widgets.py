@@ -14,6 +14,7 @@ from pathlib import Path
 import ipywidgets as w
 import pandas as pd
 
+from sddlab import paths
 from sddlab.app.explorer_choices import ChoiceError, differences, to_config
 from sddlab.app.explorer_controls import Controls
 from sddlab.app.tables import format_table
@@ -42,8 +43,10 @@ class Explorer:
     Runs start in `_launch` only, the one place a multi-seed runner would hook in.
     """
 
-    def __init__(self, results: str | Path = "results", data_dir: str | Path = "data", preset: str = "digits"):
-        self.results, self.data_dir = Path(results), Path(data_dir)
+    def __init__(self, results: str | Path | None = None, data_dir: str | Path | None = None,
+                 preset: str = "digits"):
+        """`results` and `data_dir` None follow `sddlab.paths` (SDDLAB_RESULTS / SDDLAB_DATA, else ./)."""
+        self.results, self.data_dir = paths.results_dir(results), paths.data_dir(data_dir)
         self.presets = list_presets()
         self.controls = Controls(self.presets, preset)
         self.run_button = w.Button(description="Run", button_style="success", icon="play",

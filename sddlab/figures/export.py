@@ -13,13 +13,14 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
+from sddlab.collect import load
 from sddlab.config import Config
 from sddlab.errors import SddError
 from sddlab.figures.axis import paper_axis
 from sddlab.figures.curve import curve_figure
 from sddlab.io import atomic_write_bytes, write_html
 from sddlab.phases import detect_phases
-from sddlab.store import RunStore, load
+from sddlab.store import RunStore
 
 FORMATS = ("html", "png", "svg", "pdf")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")

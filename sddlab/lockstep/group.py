@@ -20,10 +20,11 @@ from sddlab.app.progress import ProgressBar
 from sddlab.config import Config
 from sddlab.errors import ConfigError
 from sddlab.events import EpochEnded, Event, Listener, RunFinished
-from sddlab.experiment import Experiment, LevelStart, StopRequested, prepare, replay_stored
+from sddlab.experiment import Experiment, LevelStart, StopRequested, replay_stored
 from sddlab.lockstep.loop import train_stacked
 from sddlab.lockstep.stacked import StackedMLP, slice_optimizer_state, stack_optimizer_states, supports_lockstep
 from sddlab.metrics import evaluate
+from sddlab.preparation import prepare
 from sddlab.resume import restore_partial, save_partial
 from sddlab.runs import is_finished, open_store, run, run_dir_of, with_seeds
 from sddlab.runtime import Runtime, resolve_device
