@@ -119,3 +119,24 @@ def test_one_training_step(name):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
     changed = [key for key, value in model.named_parameters() if not torch.equal(value, before[key])]
     assert len(changed) == len(before)
+
+
+def test_models_built_in_parallel_threads_match_a_serial_build():
+    """Default layer init draws from torch's global generator; concurrent builds must not interleave it."""
+    import threading
+
+    config = ModelConfig(name="mlp", hidden=(64, 64))
+    serial = {seed: build_model(config, (64,), 10, seed=seed).state_dict() for seed in range(6)}
+    built: dict[int, dict] = {}
+
+    def build(seed: int) -> None:
+        for _ in range(5):
+            built[seed] = build_model(config, (64,), 10, seed=seed).state_dict()
+
+    threads = [threading.Thread(target=build, args=(seed,)) for seed in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for seed, state in serial.items():
+        assert all(torch.equal(state[key], built[seed][key]) for key in state), f"seed {seed} differs"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 import torch
@@ -14,10 +15,15 @@ if TYPE_CHECKING:  # type hints only: the config validates names against this pa
     from sddlab.config import ModelConfig
 
 
+# PyTorch's default layer initialisation draws from the global generator, which threads share: two runs
+# built at once in one process (a sweep, the explorer) would interleave their draws without this lock.
+_GLOBAL_RNG = threading.Lock()
+
+
 def build_model(config: ModelConfig, input_shape: tuple[int, ...], num_classes: int, seed: int) -> nn.Module:
-    """A freshly initialised model on the CPU; the same seed gives bit-identical weights."""
+    """A freshly initialised model on the CPU; the same seed gives bit-identical weights, in any thread."""
     spec = MODELS[config.name]
-    with torch.random.fork_rng(devices=[]):
+    with _GLOBAL_RNG, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = spec.build(config, tuple(input_shape), num_classes)
         generator = torch.Generator().manual_seed(seed)
