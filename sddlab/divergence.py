@@ -68,13 +68,9 @@ def check_epoch(level: int, stats: EpochStats, model: nn.Module, data: DeviceDat
 def diverged_record(level: int, mask: pruning.Mask, ignored_weights: int, error: Diverged) -> dict[str, Any]:
     """The level record of a diverged level: its sparsity and the reason; no measurements (they are
     meaningless), so tables show gaps and analyses skip it."""
-    kept, total = pruning.remaining(mask), pruning.total(mask)
     return {
         "level": level,
-        "sparsity": 1.0 - kept / total,
-        "remaining": kept,
-        "sparsity_paper": 1.0 - (kept + ignored_weights) / (total + ignored_weights),
-        "remaining_paper": kept + ignored_weights,
+        **pruning.sparsity_fields(mask, ignored_weights),
         "diverged": str(error),
         "diverged_epoch": error.epoch,
     }

@@ -251,14 +251,9 @@ class Experiment:
                 iterations: int) -> dict[str, Any]:
         params = dict(self.model.named_parameters())
         weights = {name: params[name].detach() for name in mask}
-        kept, total = pruning.remaining(mask), pruning.total(mask)
-        ignored = self.setup.ignored_weights
         return {
             "level": level,
-            "sparsity": 1.0 - kept / total,
-            "remaining": kept,
-            "sparsity_paper": 1.0 - (kept + ignored) / (total + ignored),
-            "remaining_paper": kept + ignored,
+            **pruning.sparsity_fields(mask, self.setup.ignored_weights),
             **measure(self.model, self.setup.data, self.setup.runtime, self._augmentation("measure", level)),
             "learning_distance": learning_distance(init, weights, mask, from_pruned_as_zero=True),
             "learning_distance_rewind": learning_distance(rewind, weights, mask, from_pruned_as_zero=False),

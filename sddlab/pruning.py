@@ -27,6 +27,18 @@ def total(mask: Mask) -> int:
     return int(sum(m.numel() for m in mask.values()))
 
 
+def sparsity_fields(mask: Mask, ignored_weights: int) -> dict[str, float | int]:
+    """A level record's size columns: sparsity and remaining weights, of the prunable weights and (paper's
+    convention) of all linear/conv weights, never-pruned layers counted."""
+    kept, size = remaining(mask), total(mask)
+    return {
+        "sparsity": 1.0 - kept / size,
+        "remaining": kept,
+        "sparsity_paper": 1.0 - (kept + ignored_weights) / (size + ignored_weights),
+        "remaining_paper": kept + ignored_weights,
+    }
+
+
 def sparsity(mask: Mask) -> float:
     """Fraction of the prunable weights that are pruned."""
     return 1.0 - remaining(mask) / max(total(mask), 1)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from sddlab.app.cli import main
-from sddlab.app.sweep import split_positionals
+from sddlab.app.sweep_command import split_positionals
 from sddlab.errors import SddError
 from sddlab.store import RunStore
 

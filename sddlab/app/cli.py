@@ -254,8 +254,8 @@ def sweep(
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
 ) -> None:
     """Run a grid of overrides x seeds (finished points skipped, interrupted ones resumed); print mean ± std."""
-    from sddlab.app.sweep import split_positionals
-    from sddlab.app.sweep import sweep as run_sweep_command
+    from sddlab.app.sweep_command import split_positionals
+    from sddlab.app.sweep_command import sweep as run_sweep_command
 
     file, seed_list = split_positionals(([file] if file else []) + list(ctx.args), seeds)
     runner = {"kind": executor, "workers": workers, "threads": threads, "lockstep": lockstep}

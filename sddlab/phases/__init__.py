@@ -33,6 +33,6 @@ steps share), `detect` (the steps and detect_phases), `summary` (the text), `lab
 from sddlab.phases.curve import aggregate_levels
 from sddlab.phases.detect import detect_phases
 from sddlab.phases.lab import check_curve, print_checks
-from sddlab.phases.report import PHASES, Landmark, PhaseReport
+from sddlab.phases.landmarks import PHASES, Landmark, PhaseReport
 
 __all__ = ["PHASES", "Landmark", "PhaseReport", "aggregate_levels", "check_curve", "detect_phases", "print_checks"]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sddlab.phases.report import Landmark
+from sddlab.phases.landmarks import Landmark
 
 
 def aggregate_levels(table: pd.DataFrame, test: str = "test_acc", train: str = "train_acc_noisy") -> pd.DataFrame:

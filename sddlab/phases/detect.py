@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from sddlab.phases.curve import Curve, Evidence, Findings, Settings, aggregate_levels
-from sddlab.phases.report import PhaseReport
+from sddlab.phases.landmarks import PhaseReport
 from sddlab.phases.summary import describe
 
 
