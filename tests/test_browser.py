@@ -77,7 +77,8 @@ def test_explorer_end_to_end_in_jupyterlab(tmp_path, artifacts):
     results = tmp_path / "results"
     home = tmp_path / "home"
     home.mkdir()
-    with jupyterlab(root, home) as url, sync_playwright() as playwright:
+    folders = {"SDDLAB_RESULTS": str(results), "SDDLAB_DATA": str(tmp_path / "data")}  # as `sddlab jupyter` pins them
+    with jupyterlab(root, home, env=folders) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(url % notebook.name)
