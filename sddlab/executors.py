@@ -21,6 +21,7 @@ import torch
 
 from sddlab.config import Config
 from sddlab.errors import SddError
+from sddlab.figures.export import write_run_figure
 from sddlab.lockstep import run_lockstep
 from sddlab.runs import run
 
@@ -67,8 +68,12 @@ def run_task(task: Task, where: Where) -> list[str]:
     configs = [Config.from_json(text) for text in task.configs]
     common: dict[str, Any] = {"data_dir": where.data_dir, "device": where.device, "progress": False}
     if task.lockstep:
-        return [str(path) for path in run_lockstep(configs, where.results, **common)]
-    return [str(run(config, where.results, **common)) for config in configs]
+        run_dirs = list(run_lockstep(configs, where.results, **common))
+    else:
+        run_dirs = [run(config, where.results, **common) for config in configs]
+    for run_dir in run_dirs:  # each point's figure.html, as the command line writes it
+        write_run_figure(run_dir)
+    return [str(path) for path in run_dirs]
 
 
 def _reason(error: BaseException) -> str:

@@ -44,6 +44,9 @@ def test_curve_notebook_records_levels_and_phases(tmp_path):
     assert values["phases"]["summary"]
     assert (tmp_path / "01_curve" / "curve.html").stat().st_size > 100_000  # plotly.js embedded: opens offline
     assert (tmp_path / "01_curve" / "phases.html").exists()
+    runs = [path for path in (tmp_path / "results").iterdir() if (path / "config.json").exists()]
+    assert len(runs) == 2  # one per seed, each with the command line's self-contained figure
+    assert all((path / "figure.html").stat().st_size > 100_000 for path in runs)
 
 
 def test_noise_sweep_notebook(tmp_path):
