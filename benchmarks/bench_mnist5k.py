@@ -17,11 +17,10 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from bench_epoch import PerSampleImages  # the same per-item PIL path as the epoch benchmark
+from torch.utils.data import DataLoader
 from torchvision import transforms
 
 from sddlab.data.device import prepare_data
@@ -29,19 +28,6 @@ from sddlab.preparation import level_span, prepare
 from sddlab.presets import get_preset
 from sddlab.pruning import dense_mask
 from sddlab.training import make_optimizer, train
-
-
-class PerSample(Dataset):
-    """What torchvision's MNIST dataset does per item: uint8 array -> PIL image -> transform."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform):
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        return self.transform(Image.fromarray(self.images[index, 0])), int(self.labels[index])
 
 
 def sddlab_seconds(epochs: int) -> float:
@@ -65,7 +51,7 @@ def plain_seconds(epochs: int) -> float:
     setup = prepare(config)
     model = setup.model
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])
-    loader = DataLoader(PerSample(data.x_train.numpy(), data.y_train.numpy(), transform), batch_size=128,
+    loader = DataLoader(PerSampleImages(data.x_train.numpy(), data.y_train.numpy(), transform), batch_size=128,
                         shuffle=True, num_workers=0)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     times = []
