@@ -59,6 +59,8 @@ def _registered(catalog: Catalog) -> AfterValidator:
 class DataConfig(_Section):
     name: Annotated[str, _registered(DATASETS)] = "digits"
     subset: int | None = _neutral(None, gt=0, description="keep this many training examples (seeded)")
+    holdout: float = _neutral(0.0, ge=0.0, le=0.5, description="share of the noisy training set held out, never "
+                              "trained on: a validation split whose labels are as noisy as the training labels")
 
 
 NoiseType = Literal["random", "symmetric", "pairflip", "asymmetric"]
@@ -102,6 +104,14 @@ class TrainingConfig(_Section):
     gamma: float = Field(0.1, gt=0)
     warmup: DurationField = Duration(0, "it")
     precision: Literal["fp32", "bf16"] = _neutral("fp32", description="bf16: autocast forward passes (any device)")
+    distill_weight: float = _neutral(0.0, ge=0.0, le=1.0, description="levels >= 1: weight of distillation from "
+                                     "the run's own trained dense (level-0) network; 0 = off")
+    distill_temperature: float = _neutral(4.0, gt=0.0, description="softmax temperature of that distillation")
+    early_stop: Literal["none", "entropy"] = _neutral(
+        "none", description="entropy: end a level's training once the entropy of the hidden units' on/off "
+        "states stops changing (the rest of the schedule is skipped)")
+    early_stop_patience: int = _neutral(5, gt=0, description="epochs the entropy must stay within the tolerance")
+    early_stop_tolerance: float = _neutral(0.01, gt=0.0, lt=1.0, description="relative change counted as no change")
 
     @field_validator("duration")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,9 +14,10 @@ import torch
 from torch import nn
 
 from sddlab import pruning
+from sddlab.antidotes import PROBE_SIZE, EarlyStopped, EntropyStop, LossFn, activation_entropy, level_loss
 from sddlab.divergence import Diverged, check_epoch, diverged_record, stop_if_diverged
 from sddlab.events import EpochEnded, LevelFinished, LevelStarted, Listener, RunFinished, RunStarted
-from sddlab.metrics import evaluate, learning_distance, measure
+from sddlab.metrics import evaluate, example_labels, learning_distance, measure_with_predictions
 from sddlab.models import build_model
 from sddlab.preparation import Setup, level_span
 from sddlab.resume import restore_partial, save_partial
@@ -50,6 +52,7 @@ class LevelStart:
     init: Weights
     rewind: Weights
     began: float
+    iterations: int | None = None  # iterations trained, when early stopping ended the span before its end
 
 
 class Experiment:
@@ -102,16 +105,24 @@ class Experiment:
         return self.store.load_level_state(level, self.device)
 
     # -- one span of training, resumable at epoch boundaries --------------------------------------
-    def _train_span(self, level: int, mask: pruning.Mask, span: Span) -> None:
-        """Train `span` with a fresh optimizer, or continue from its partial checkpoint."""
+    def _train_span(self, level: int, mask: pruning.Mask, span: Span) -> int | None:
+        """Train `span` with a fresh optimizer, or continue from its partial checkpoint.
+
+        Returns the iterations trained when entropy early stopping ended the span early, else None."""
         optimizer = make_optimizer(self.model, span.training)
-        partial = f"partial-{span.stream}"
+        partial, began_at = f"partial-{span.stream}", span.start
+        stopper = EntropyStop(span.training) if span.training.early_stop == "entropy" else None
         if self.store.has_checkpoint(partial):
             span = span.resumed_at(restore_partial(self.store, partial, self.model, optimizer, self.device))
+            if stopper is not None:
+                stopper.history = json.loads(self.store.checkpoint_metadata(partial).get("notes", "[]"))
         last_checkpoint = time.monotonic()
 
         def at_epoch_end(stats: EpochStats) -> None:
             nonlocal last_checkpoint
+            if stopper is not None and not stats.finished and stopper.update(
+                    activation_entropy(self.model, self.setup.data.x_train[:PROBE_SIZE])):
+                raise EarlyStopped(stats.iteration)
             if self.epoch_metrics:  # evaluation touches no RNG and no BN statistics: results unchanged
                 data = self.setup.data
                 test = evaluate(self.model, data.x_test, data.y_test, transform=data.spec.eval_transform,
@@ -123,13 +134,24 @@ class Experiment:
             if stats.finished:  # nothing left to stop or to resume
                 return
             if stop or time.monotonic() - last_checkpoint > self.checkpoint_every:
-                save_partial(self.store, partial, self.model, optimizer, stats.iteration)
+                save_partial(self.store, partial, self.model, optimizer, stats.iteration,
+                             None if stopper is None else json.dumps(stopper.history))
                 last_checkpoint = time.monotonic()
             if stop:
                 raise StopRequested(f"stopped at iteration {stats.iteration}")
 
-        train(self.model, mask, self.setup.data, span, optimizer, self.setup.runtime, at_epoch_end,
-              track=self.epoch_metrics)
+        try:
+            train(self.model, mask, self.setup.data, span, optimizer, self.setup.runtime, at_epoch_end,
+                  track=self.epoch_metrics, loss_fn=self._loss(level))
+        except EarlyStopped as stopped:
+            return stopped.iteration - began_at
+        return None
+
+    def _loss(self, level: int) -> LossFn | None:
+        """Distillation from this run's trained dense network at levels >= 1 (`training.distill_weight`)."""
+        if level == 0 or self.config.training.distill_weight == 0:
+            return None
+        return level_loss(self.config.training, self.model, self._state_after(0)[1])
 
     # -- the levels -------------------------------------------------------------------------------
     def _next_mask(self, level: int, mask: pruning.Mask, previous: Weights) -> pruning.Mask:
@@ -198,6 +220,8 @@ class Experiment:
         levels = self.config.experiment.levels + 1
         replay_stored(self.store, self.listener, [level_span(self.setup, lv).epochs for lv in range(levels)])
         stop_if_diverged(self.store.records())
+        if not (self.store.dir / "examples.safetensors").exists():
+            self.store.save_examples(example_labels(self.setup.data))
         init = self._init_state()
         return init, self._rewind_state(init)
 
@@ -211,7 +235,7 @@ class Experiment:
         """Prune, reset, train and measure one level, then store it (the record last)."""
         start = self.start_level(level, init, rewind)
         try:
-            self._train_span(level, start.mask, start.span)
+            start.iterations = self._train_span(level, start.mask, start.span)
         except Diverged as error:  # recorded with its reason (no checkpoint), then the run stops
             record = diverged_record(level, start.mask, self.setup.ignored_weights, error)
             self.store.save_level(level, record)
@@ -239,25 +263,29 @@ class Experiment:
         """Measure the trained model and store the level: checkpoint first, the record last."""
         level, mask, span = start.level, start.mask, start.span
         final = self._state()
-        record = self._record(level, mask, start.init, start.rewind, start.start_state, span.end - span.start)
+        record, predictions = self._record(level, mask, start.init, start.rewind, start.start_state,
+                                           start.iterations if start.iterations is not None else span.end - span.start)
         record["seconds"] = round(time.perf_counter() - start.began, 3)
         self.store.save_level_state(level, mask, final)
+        self.store.save_predictions(level, predictions)
         self.store.save_level(level, record)
         self.store.remove_checkpoint(f"partial-{span.stream}")
         self._last = (level, mask, final)
         self.listener(LevelFinished(record))
 
     def _record(self, level: int, mask: pruning.Mask, init: Weights, rewind: Weights, start: Weights,
-                iterations: int) -> dict[str, Any]:
+                iterations: int) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         params = dict(self.model.named_parameters())
         weights = {name: params[name].detach() for name in mask}
+        measured, predictions = measure_with_predictions(self.model, self.setup.data, self.setup.runtime,
+                                                         self._augmentation("measure", level))
         return {
             "level": level,
             **pruning.sparsity_fields(mask, self.setup.ignored_weights),
-            **measure(self.model, self.setup.data, self.setup.runtime, self._augmentation("measure", level)),
+            **measured,
             "learning_distance": learning_distance(init, weights, mask, from_pruned_as_zero=True),
             "learning_distance_rewind": learning_distance(rewind, weights, mask, from_pruned_as_zero=False),
             "learning_distance_start": learning_distance(start, weights, mask, from_pruned_as_zero=False),
             "iterations": iterations,
             "seconds": 0.0,
-        }
+        }, predictions

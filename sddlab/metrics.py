@@ -121,7 +121,17 @@ def level_metrics(
 
 def measure(model: nn.Module, data: DeviceData, runtime: Runtime = Runtime(),
             augment: torch.Generator | None = None) -> dict[str, float]:
-    """The accuracy part of a level record: test, noisy-label and clean-label train, memorised.
+    """The accuracy part of a level record (see `measure_with_predictions`)."""
+    return measure_with_predictions(model, data, runtime, augment)[0]
+
+
+Predictions = dict[str, torch.Tensor]
+
+
+def measure_with_predictions(model: nn.Module, data: DeviceData, runtime: Runtime = Runtime(),
+                             augment: torch.Generator | None = None) -> tuple[dict[str, float], Predictions]:
+    """A level's accuracies (test, noisy-label and clean-label train, memorised, held-out noisy) and the
+    per-example predicted classes behind them ("train", "test", and "holdout" with `data.holdout`).
 
     With `augment` (a generator on the data's device) the training images pass through the training
     augmentation drawn from it, in eval mode (the paper's code measures its augmented training stream);
@@ -134,5 +144,19 @@ def measure(model: nn.Module, data: DeviceData, runtime: Runtime = Runtime(),
             return data.spec.train_transform(x, augment)
     train = evaluate(model, data.x_train, data.y_train, transform=train_transform, runtime=runtime)
     extra = level_metrics(train.predictions, data.y_train, data.y_train_clean, data.noisy)
-    return {"test_acc": test.acc, "test_loss": test.loss, "train_acc_noisy": train.acc,
-            "train_acc_clean": extra["train_acc_clean"], "train_loss": train.loss, "memorized": extra["memorized"]}
+    fields = {"test_acc": test.acc, "test_loss": test.loss, "train_acc_noisy": train.acc,
+              "train_acc_clean": extra["train_acc_clean"], "train_loss": train.loss, "memorized": extra["memorized"]}
+    predictions = {"train": train.predictions, "test": test.predictions}
+    if data.x_holdout is not None:
+        holdout = evaluate(model, data.x_holdout, data.y_holdout, transform=data.spec.eval_transform, runtime=runtime)
+        fields["holdout_acc_noisy"] = holdout.acc
+        predictions["holdout"] = holdout.predictions
+    return fields, predictions
+
+
+def example_labels(data: DeviceData) -> dict[str, torch.Tensor]:
+    """The per-example labels a run's stored predictions are read against (noisy, clean, which are noisy)."""
+    labels = {"train_noisy": data.y_train, "train_clean": data.y_train_clean, "noisy": data.noisy, "test": data.y_test}
+    if data.y_holdout is not None:
+        labels |= {"holdout_noisy": data.y_holdout, "holdout_clean": data.y_holdout_clean}
+    return labels

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from sddlab import pruning
+from sddlab.antidotes import check_entropy_model
 from sddlab.config import Config
 from sddlab.data.device import DeviceData, prepare_data
 from sddlab.errors import ConfigError
@@ -40,6 +41,8 @@ def prepare(config: Config, data_dir: str | Path | None = None, runtime: Runtime
     seed = config.experiment.seed
     data = prepare_data(config.data, config.noise, seed, data_dir, runtime.device)
     model = build_model(config.model, data.spec.input_shape, data.num_classes, stream_seed(seed, "init"))
+    if config.training.early_stop == "entropy":
+        check_entropy_model(model)
     ignored = resolve_ignored(config.model, model)
     prunable = prunable_names(model, ignored)
     if not prunable:

@@ -12,12 +12,15 @@ from sddlab.store import RunStore
 
 
 def save_partial(store: RunStore, name: str, model: nn.Module, optimizer: torch.optim.Optimizer,
-                 iteration: int) -> None:
-    """Model and optimizer state after `iteration` iterations, in one safetensors checkpoint."""
+                 iteration: int, notes: str | None = None) -> None:
+    """Model and optimizer state after `iteration` iterations, in one safetensors checkpoint.
+
+    `notes` (a string, e.g. the early-stopping history) is kept in its metadata under "notes"."""
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
     tensors.update(opt_tensors)
-    store.save_checkpoint(name, tensors, {"iteration": str(iteration), "optimizer": opt_meta})
+    metadata = {"iteration": str(iteration), "optimizer": opt_meta} | ({} if notes is None else {"notes": notes})
+    store.save_checkpoint(name, tensors, metadata)
 
 
 def restore_partial(store: RunStore, name: str, model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -237,6 +237,36 @@ class RunStore:
         weights = {k.removeprefix("weights/"): v for k, v in tensors.items() if k.startswith("weights/")}
         return mask, weights
 
+    # -- per-example predictions ----------------------------------------------------------------
+    def save_predictions(self, level: int, predictions: dict[str, torch.Tensor]) -> None:
+        """A level's predicted class per example (uint8 up to 256 classes): a few kB a level."""
+        self._save_small(f"levels/level_{level:02d}.predictions.safetensors", predictions)
+
+    def save_examples(self, labels: dict[str, torch.Tensor]) -> None:
+        """The run's per-example labels (noisy, clean, which are noisy), once: what predictions are read against."""
+        self._save_small("examples.safetensors", labels)
+
+    def _save_small(self, relative: str, tensors: dict[str, torch.Tensor]) -> None:
+        def small(t: torch.Tensor) -> bool:
+            return t.dtype != torch.bool and (t.numel() == 0 or 0 <= int(t.min()) <= int(t.max()) < 256)
+
+        compact = {name: (t.to(torch.uint8) if small(t) else t).detach().cpu().contiguous()
+                   for name, t in tensors.items()}
+        save_tensors(self._inside(self.dir / relative), compact, None, self._checked(relative))
+
+    def load_predictions(self, level: int) -> dict[str, torch.Tensor]:
+        """A level's stored predictions as int64 tensors (a one-line `DamagedRun` when damaged)."""
+        return self._load_small(f"levels/level_{level:02d}.predictions.safetensors")
+
+    def load_examples(self) -> dict[str, torch.Tensor]:
+        return self._load_small("examples.safetensors")
+
+    def _load_small(self, relative: str) -> dict[str, torch.Tensor]:
+        damages = check_files(self.dir, [relative])
+        if damages:
+            raise DamagedRun(describe(self.dir, damages))
+        return {name: t if t.dtype == torch.bool else t.long() for name, t in load_tensors(self.dir / relative).items()}
+
     # -- level records --------------------------------------------------------------------------
     def _record_path(self, level: int) -> Path:
         return self.dir / "levels" / f"level_{level:02d}.json"

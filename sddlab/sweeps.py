@@ -78,7 +78,7 @@ class SweepSpec:
         tasks = []
         for group in self.groups():
             todo = [config for config in group if not is_finished(config, results)]
-            if todo and self.stacked and supports_lockstep(todo[0].model):
+            if todo and self.stacked and supports_lockstep(todo[0]):
                 tasks.append(Task.of(todo, lockstep=True))
             else:
                 tasks += [Task.of([config], lockstep=False) for config in todo]

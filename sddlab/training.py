@@ -175,11 +175,13 @@ def train(
     runtime: Runtime = Runtime(),
     on_epoch: EpochHook | None = None,
     track: bool = False,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
 ) -> None:
     """Train `span` in place; batches are contiguous slices of the epoch's order of (seed, epoch).
 
     `on_epoch` runs at every epoch end (checkpoints, stop requests and live figures live there);
-    `track` adds the epoch's running train loss and accuracy to its stats.
+    `track` adds the epoch's running train loss and accuracy to its stats; `loss_fn(logits, inputs,
+    targets)` replaces the mean cross-entropy (distillation).
     """
     if span.start >= span.end:
         return
@@ -204,7 +206,7 @@ def train(
                 group["lr"] = lr
             with runtime.autocast():
                 logits = model(inputs)
-                loss = F.cross_entropy(logits, targets)
+                loss = F.cross_entropy(logits, targets) if loss_fn is None else loss_fn(logits, inputs, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             masked.mask_grads()

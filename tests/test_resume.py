@@ -117,9 +117,9 @@ def partial_saves(monkeypatch):
     saved: list[tuple[str, int]] = []
     original = sddlab.experiment.save_partial
 
-    def spy(store, name, model, optimizer, iteration):
+    def spy(store, name, model, optimizer, iteration, notes=None):
         saved.append((name, iteration))
-        return original(store, name, model, optimizer, iteration)
+        return original(store, name, model, optimizer, iteration, notes)
 
     monkeypatch.setattr(sddlab.experiment, "save_partial", spy)
     return saved

@@ -12,6 +12,7 @@ import typer
 import sddlab
 from sddlab.app.analysis_runner import parse_levels, print_result, run_kind
 from sddlab.app.notebooks import copy_notebooks, execute, open_jupyter, parse_value, register_kernel
+from sddlab.app.study_command import study
 from sddlab.app.tables import format_table
 from sddlab.app.verify import verify as verify_runs
 from sddlab.collect import DamagedRunWarning, index
@@ -32,6 +33,7 @@ DATA_HELP = "folder of data sets [default: $SDDLAB_DATA, else ./data]"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Reproduce, explore and teach sparse double descent.")
+app.command()(study)
 
 
 def _build_config(preset: str, config_file: Path | None, assignments: list[str]) -> Config:

@@ -32,6 +32,9 @@ class DeviceData:
     num_classes: int
     nominal_rate: float
     effective_rate: float
+    x_holdout: torch.Tensor | None = None  # `data.holdout`: never trained on, labels as noisy as y_train
+    y_holdout: torch.Tensor | None = None
+    y_holdout_clean: torch.Tensor | None = None  # for analyses only; the selection rules never see it
 
     @property
     def num_train(self) -> int:
@@ -84,17 +87,40 @@ def prepare_data(
     if noise.asymmetric_map == "official" and spec.asymmetric_official is not None:
         mapping = spec.asymmetric_official
     labels = corrupt_labels(y_train.numpy(), raw.num_classes, noise.type, noise.rate, numpy_stream(seed, "noise"), mapping)
+    train, held = _holdout_split(len(y_train), data.holdout, seed)
     device = torch.device(device)
+
+    def part(array: torch.Tensor | np.ndarray, rows: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array) if isinstance(array, np.ndarray) else array
+        return tensor[torch.from_numpy(rows)].to(device)
+
+    kept = labels.noisy[train]
     return DeviceData(
         spec=spec,
-        x_train=x_train.to(device),
-        y_train=torch.from_numpy(labels.labels).to(device),
-        y_train_clean=torch.from_numpy(labels.clean).to(device),
-        noisy=torch.from_numpy(labels.noisy).to(device),
-        selected=torch.from_numpy(labels.selected).to(device),
+        x_train=part(x_train, train),
+        y_train=part(labels.labels, train),
+        y_train_clean=part(labels.clean, train),
+        noisy=part(labels.noisy, train),
+        selected=part(labels.selected, train),
         x_test=raw.x_test.to(device),
         y_test=raw.y_test.to(device),
         num_classes=raw.num_classes,
         nominal_rate=noise.rate,
-        effective_rate=labels.effective_rate,
+        effective_rate=float(kept.mean()) if len(held) else labels.effective_rate,
+        x_holdout=part(x_train, held) if len(held) else None,
+        y_holdout=part(labels.labels, held) if len(held) else None,
+        y_holdout_clean=part(labels.clean, held) if len(held) else None,
     )
+
+
+def _holdout_split(count: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training rows and held-out rows (both sorted): a seeded draw of round(share x count) examples.
+
+    Drawn after the labels are corrupted, so the held-out labels are exactly as noisy as the trained ones.
+    """
+    every = np.arange(count)
+    size = int(round(share * count))
+    if size == 0:
+        return every, every[:0]
+    held = np.sort(numpy_stream(seed, "holdout").choice(count, size=size, replace=False))
+    return np.setdiff1d(every, held, assume_unique=True), held

@@ -22,7 +22,13 @@ from sddlab.errors import ConfigError
 from sddlab.events import EpochEnded, Event, Listener, RunFinished
 from sddlab.experiment import Experiment, LevelStart, StopRequested, replay_stored
 from sddlab.lockstep.loop import train_stacked
-from sddlab.lockstep.stacked import StackedMLP, slice_optimizer_state, stack_optimizer_states, supports_lockstep
+from sddlab.lockstep.stacked import (
+    LOCKSTEP_MODELS,
+    StackedMLP,
+    slice_optimizer_state,
+    stack_optimizer_states,
+    supports_lockstep,
+)
 from sddlab.metrics import evaluate
 from sddlab.preparation import prepare
 from sddlab.resume import restore_partial, save_partial
@@ -41,8 +47,10 @@ def check_lockstep(configs: Sequence[Config]) -> None:
         raise ConfigError("seeds", "[]", "at least one seed")
     base = configs[0].with_overrides({"experiment.seed": 0}).short_hash()
     for config in configs:
-        if not supports_lockstep(config.model):
+        if config.model.name not in LOCKSTEP_MODELS:
             raise ConfigError("model.name", config.model.name, "mlp or lenet-300-100 for lockstep seeds")
+        if not supports_lockstep(config):
+            raise ConfigError("lockstep", config.name, "no distillation and no early stopping (run seeds apart)")
         if config.with_overrides({"experiment.seed": 0}).short_hash() != base:
             raise ConfigError("lockstep", config.name, "configs that differ in experiment.seed only")
     seeds = [config.experiment.seed for config in configs]
@@ -193,7 +201,7 @@ def run_seeds(config: Config, seeds: Sequence[int], results: str | Path | None =
     `listener(seed, event)` receives every seed's events (the explorer's seeds control draws its band from them).
     """
     configs = with_seeds(config, seeds)
-    if lockstep and supports_lockstep(config.model) and len(configs) > 1:
+    if lockstep and supports_lockstep(config) and len(configs) > 1:
         return run_lockstep(configs, results, listener=listener, **run_kwargs)
     return [run(c, results, listener=None if listener is None else _emitter(c.experiment.seed, listener, False),
                 **run_kwargs) for c in configs]
