@@ -12,6 +12,7 @@ import sddlab
 from sddlab.app.notebooks import NOTEBOOK_DIR, available, execute
 from sddlab.errors import ConfigError
 from sddlab.phases import detect_phases
+from sddlab.store import RunStore
 
 TINY = {"model.hidden": [16, 16], "training.duration": "2ep", "experiment.levels": 3, "data.subset": 300}
 
@@ -92,3 +93,29 @@ def test_unknown_notebook_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="notebook"):
         execute("nope", {}, tmp_path)
     assert "01_curve" in available()
+
+
+def test_beyond_notebook_reports_what_an_independent_computation_finds(tmp_path):
+    values = _execute("07_beyond", tmp_path, presets=["tiny"], seeds=[0, 1], noise_rates=[0.2, 0.4],
+                      antidotes=["none", "distillation"], overrides=TINY)
+    table = sddlab.index(tmp_path / "results")
+    tiny = sddlab.get_preset("tiny").noise.rate
+    own = table[table["noise.rate"] == tiny]
+    plain = own[own["training.distill_weight"] == 0]
+    # the antidote table's dense accuracy is the mean of the seeds' level-0 test accuracy
+    rows = {row["antidote"]: row for row in values["antidotes"]}
+    assert set(rows) == {"none", "distillation"} and rows["none"]["seeds"] == 2
+    assert rows["none"]["dense_acc_mean"] == pytest.approx(plain[plain["level"] == 0]["test_acc"].mean())
+    assert rows["none"]["peak_acc_mean"] == pytest.approx(plain.groupby("run")["test_acc"].max().mean())
+    # the selection regrets: the dense rule's regret is the oracle minus level 0, averaged over seeds
+    dense = [row for row in values["selection"] if row["rule"] == "dense" and row["noise.rate"] == tiny][0]
+    plain_runs = plain.groupby("run")
+    expected = (100 * (plain_runs["test_acc"].max() - plain_runs["test_acc"].first())).mean()
+    assert dense["regret_mean"] == pytest.approx(expected)
+    assert values["recommended"] != "dense"
+    # memorisation shares of the first seed's run: the noisy-fitted share is its records' `memorized`
+    seed0 = plain[plain["experiment.seed"] == 0].sort_values("level")
+    assert [row["noisy_fitted"] for row in values["memorisation"]] == pytest.approx(seed0["memorized"].tolist())
+    stored = RunStore(seed0["run_dir"].iloc[0]).load_examples()["noisy"]
+    assert values["noisy_examples"] == int(stored.sum()) > 0
+    assert (tmp_path / "07_beyond" / "examples.html").exists()

@@ -21,6 +21,7 @@ from sddlab.models.build import resolve_ignored
 
 SCHEDULES = choices("pruning.strategy")  # iterative, oneshot
 MAX_EPOCHS, MAX_LEVELS = 10_000, 100
+MAX_SEEDS = 8  # seeds run side by side (lockstep) or one after another; more would not fit the figure's band
 
 # the label each control shows; config fields the user reaches through a control are reported by it
 LABELS = {
@@ -28,6 +29,7 @@ LABELS = {
     "noise_type": "noise type", "noise_rate": "noise rate", "schedule": "schedule",
     "fraction": "prune / level", "levels": "levels", "final_sparsity": "final sparsity",
     "score": "criterion", "scope": "scope", "mode": "retraining", "epochs": "epochs / level", "seed": "seed",
+    "seeds": "seeds",
 }
 FIELD_LABELS = {
     "data.name": "data set", "model.name": "architecture", "model.hidden": "hidden sizes", "model.width": "width",
@@ -48,7 +50,10 @@ class ChoiceError(SddError):
 
 @dataclass(frozen=True)
 class Choices:
-    """What the explorer's controls hold; `schedule='oneshot'` reaches `final_sparsity` in `levels` steps."""
+    """What the explorer's controls hold; `schedule='oneshot'` reaches `final_sparsity` in `levels` steps.
+
+    `seeds` is how many runs the explorer starts (seed, seed + 1, ...); no config field, so `to_config` ignores it.
+    """
 
     data_set: str
     model: str
@@ -65,6 +70,7 @@ class Choices:
     mode: str
     epochs: int
     seed: int
+    seeds: int = 1
 
     def updated(self, **changes: Any) -> Choices:
         return replace(self, **changes)
@@ -197,7 +203,8 @@ def check(choices: Choices) -> None:
     else:
         _open_unit(LABELS["final_sparsity"], choices.final_sparsity)
     _whole(LABELS["epochs"], choices.epochs, 1, MAX_EPOCHS)
-    _whole(LABELS["seed"], choices.seed, 0, 2**31 - 1)
+    _whole(LABELS["seeds"], choices.seeds, 1, MAX_SEEDS)
+    _whole(LABELS["seed"], choices.seed, 0, 2**31 - choices.seeds)  # the last seed, seed + seeds - 1, fits too
 
 
 def to_config(base: Config, choices: Choices) -> Config:
@@ -231,7 +238,10 @@ def to_config(base: Config, choices: Choices) -> Config:
 
 
 def from_parameters(base: Config, **parameters: Any) -> Config:
-    """A config from notebook parameters named like the controls (None keeps the preset's value)."""
+    """A config from notebook parameters named like the controls (None keeps the preset's value).
+
+    `seeds` is checked like the control (1 to MAX_SEEDS) but is no part of the config: pass it on to the explorer.
+    """
     known = {field.name for field in fields(Choices)}
     unknown = sorted(set(parameters) - known)
     if unknown:

@@ -12,6 +12,7 @@ import ipywidgets as w
 
 from sddlab.app.explorer_choices import (
     LABELS,
+    MAX_SEEDS,
     SCHEDULES,
     Choices,
     choices_of,
@@ -59,6 +60,9 @@ class Controls:
                               value=base.retraining.mode)
         self.epochs = _labelled(w.IntText, LABELS["epochs"], value=choices_of(base).epochs)
         self.seed = _labelled(w.IntText, LABELS["seed"], value=base.experiment.seed)
+        self.seeds = _labelled(w.IntText, LABELS["seeds"], value=1,  # a count, not in any config: `fill` keeps it
+                               tooltip=f"runs seed, seed + 1, ... (1 to {MAX_SEEDS}); the level figure shows each "
+                               "seed's test accuracy and their mean ± std")
         self.reach = w.HTML(layout=w.Layout(grid_area="reach"))
         self._syncing = False
         self.data.observe(self._data_changed, "value")
@@ -67,10 +71,10 @@ class Controls:
         self._show_relevant()
 
     def values(self) -> list[w.ValueWidget]:
-        """Every control whose change changes the configuration (the preset included)."""
+        """Every control whose change changes the configuration or the runs shown (the preset included)."""
         return [self.preset, self.data, self.model, self.hidden, self.width, self.noise_type, self.noise_rate,
                 self.schedule, self.fraction, self.levels, self.final_sparsity, self.score, self.scope, self.mode,
-                self.epochs, self.seed]
+                self.epochs, self.seed, self.seeds]
 
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call `callback` after any control changes, once per user edit (not while `fill` writes them)."""
@@ -84,11 +88,13 @@ class Controls:
             width=self.width.value, noise_type=self.noise_type.value, noise_rate=self.noise_rate.value,
             schedule=self.schedule.value, fraction=self.fraction.value, levels=self.levels.value,
             final_sparsity=self.final_sparsity.value, score=self.score.value, scope=self.scope.value,
-            mode=self.mode.value, epochs=self.epochs.value, seed=self.seed.value,
+            mode=self.mode.value, epochs=self.epochs.value, seed=self.seed.value, seeds=self.seeds.value,
         )
 
     def fill(self, config: Config) -> None:
-        """Write a config's values (a preset's) into the controls without triggering a change per control."""
+        """Write a config's values (a preset's) into the controls without triggering a change per control.
+
+        The seeds count is no part of a config and stays as it is."""
         own = choices_of(config)
         self._syncing = True
         try:
@@ -145,11 +151,12 @@ class Controls:
 
     @property
     def widget(self) -> w.Widget:
-        """Two columns: what is trained (left) and how it is pruned (right); the schedule spans both."""
+        """Two columns: what is trained (left) and how it is pruned and repeated (right, seeds last); the
+        schedule spans both."""
         left = w.VBox([self.preset, self.data, self.model, self.hidden, self.width, self.noise_type, self.noise_rate,
                        self.seed], layout=w.Layout(min_width="0"))
         right = w.VBox([self.levels, self.fraction, self.final_sparsity, self.score, self.scope, self.mode,
-                        self.epochs], layout=w.Layout(min_width="0"))
+                        self.epochs, self.seeds], layout=w.Layout(min_width="0"))
         grid = w.GridBox([left, right], layout=w.Layout(grid_template_columns="1fr 1fr", grid_gap="0 8px"))
         label = w.HTML(f"<div style='text-align:right;width:92px;padding-right:4px'>{LABELS['schedule']}</div>")
         return w.VBox([grid, w.HBox([label, self.schedule]), self.reach])

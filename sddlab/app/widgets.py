@@ -15,6 +15,7 @@ import ipywidgets as w
 import pandas as pd
 
 from sddlab import paths
+from sddlab.app import explorer_seeds as seeds
 from sddlab.app.explorer_choices import ChoiceError, differences, to_config
 from sddlab.app.explorer_controls import Controls
 from sddlab.app.tables import format_table
@@ -26,7 +27,6 @@ from sddlab.figures.export import write_run_figure
 from sddlab.figures.live import LiveFigures
 from sddlab.presets import list_presets
 from sddlab.runs import run, run_dir_of
-from sddlab.store import RunStore
 
 PANEL_WIDTH = "430px"
 REDRAW_EVERY = 0.3  # seconds: at most ~3 redraws of a figure per second, the last change always drawn
@@ -40,13 +40,15 @@ class Explorer:
     which run directory it writes. The experiment runs in a background thread so the notebook stays
     responsive; Stop takes effect at the next epoch boundary and keeps every finished level; Resume
     continues from the store. Every run (finished or stopped) writes the run directory's `figure.html`.
-    Runs start in `_launch` only, the one place a multi-seed runner would hook in.
+    Runs start in `_launch` only; seeds > 1 runs seed, seed + 1, ... through `explorer_seeds` (lockstep
+    where the model stacks) and draws each seed's test accuracy and their mean ± std band.
     """
 
     def __init__(self, results: str | Path | None = None, data_dir: str | Path | None = None,
-                 preset: str = "digits"):
+                 preset: str = "digits", device: str = "auto"):
         """`results` and `data_dir` None follow `sddlab.paths` (SDDLAB_RESULTS / SDDLAB_DATA, else ./)."""
         self.results, self.data_dir = paths.results_dir(results), paths.data_dir(data_dir)
+        self.device = device
         self.presets = list_presets()
         self.controls = Controls(self.presets, preset)
         self.run_button = w.Button(description="Run", button_style="success", icon="play",
@@ -83,9 +85,12 @@ class Explorer:
         """The chosen configuration (raises ChoiceError naming the control for an invalid choice)."""
         return to_config(self.base, self.controls.choices())
 
-    def choose(self, config: Config) -> None:
-        """Fill the controls from `config` (e.g. built from the notebook's parameters) and show its state."""
+    def choose(self, config: Config, seeds: int | None = None) -> None:
+        """Fill the controls from `config` (e.g. built from the notebook's parameters) and show its state;
+        `seeds` None keeps the seeds control as it is."""
         self.controls.fill(config)
+        if seeds is not None:
+            self.controls.seeds.value = seeds
         self.show_stored()
 
     def _preset_changed(self, change) -> None:
@@ -106,7 +111,9 @@ class Explorer:
             return None
         self.controls.show_reach(self.controls.choices())
         changed = differences(self.base, config)
-        where = html.escape(str(run_dir_of(config, self.results)))
+        count = self.controls.seeds.value
+        where = html.escape(str(run_dir_of(config, self.results)) + (
+            f" and {count - 1} more: {seeds.describe(config, count)}" if count > 1 else ""))
         head = f"<div style='font-size:12px;line-height:1.35'>preset <b>{html.escape(self.base.name)}</b>"
         self.note.value = (f"{head} unchanged → {where}</div>" if not changed else
                            f"{head} changed: {html.escape('; '.join(changed))} → {where}</div>")
@@ -116,15 +123,20 @@ class Explorer:
         """Show what the store holds for the chosen configuration (nothing when it never ran)."""
         if self.running or (config := self._valid_config()) is None:
             return
-        run_dir = run_dir_of(config, self.results)
-        records = RunStore(run_dir).records() if (run_dir / "config.json").exists() else []
-        self.figures.show_records(records)
-        self._render_table(records)
-        done = len(records) == config.experiment.levels + 1
-        self.resume_button.disabled = not records or done
+        count = self.controls.seeds.value
+        seeds.show_stored(self.figures, config, count, self.results)
+        self._render_table(self.figures.records)
+        stored, done = self._stored(config)
+        self.resume_button.disabled = not stored or done
         self.run_button.disabled = False
+        over = f" over {count} seeds" if count > 1 else ""
         self._set_status("finished (from the store)" if done else
-                         f"{len(records)} level(s) stored: Resume continues" if records else "ready")
+                         f"{stored} level(s) stored{over}: Resume continues" if stored else "ready")
+
+    def _stored(self, config: Config) -> tuple[int, bool]:
+        """How many levels the figure holds over the runs it shows, and whether every one of them is complete."""
+        runs = list(self.figures.by_seed.values()) or [self.figures.records]
+        return sum(map(len, runs)), all(len(records) == config.experiment.levels + 1 for records in runs)
 
     def start(self) -> None:
         """Run (or resume) the chosen configuration in a background thread."""
@@ -133,11 +145,13 @@ class Explorer:
         self._stop.clear()
         self.run_button.disabled = self.resume_button.disabled = True
         self.stop_button.disabled = False
-        self._set_status(f"running {config.run_name()} ...")
-        self._launch(config)
+        count = self.controls.seeds.value
+        self._set_status(f"running {config.run_name()} ..." if count == 1 else
+                         f"running {html.escape(seeds.describe(config, count))}: {config.run_name()} and more ...")
+        self._launch(config, count)
 
-    def _launch(self, config: Config) -> None:
-        self._thread = threading.Thread(target=self._work, args=(config,), daemon=True, name="sddlab-explorer")
+    def _launch(self, config: Config, count: int = 1) -> None:
+        self._thread = threading.Thread(target=self._work, args=(config, count), daemon=True, name="sddlab-explorer")
         self._thread.start()
 
     def stop(self) -> None:
@@ -151,15 +165,24 @@ class Explorer:
             self._thread.join(timeout)
         return not self.running
 
-    def _work(self, config: Config) -> None:
+    def _work(self, config: Config, count: int = 1) -> None:
         before = _folders(self.data_dir)
         try:
-            run_dir = run(config, self.results, data_dir=self.data_dir, progress=False, listener=self._on_event,
-                          should_stop=self._stop.is_set, epoch_metrics=True)
-            write_run_figure(run_dir)
-            self._set_status(f"finished: {html.escape(str(run_dir))} (figure.html written)")
+            if count > 1:
+                self.figures.start_seeds(seeds.seed_values(config, count))
+                seeds.run_all(config, count, self.results, data_dir=self.data_dir, listener=self._on_seed_event,
+                              should_stop=self._stop.is_set, device=self.device, epoch_metrics=True)
+                where = f"{count} run directories in {self.results}"
+            else:
+                if self.figures.by_seed:  # the figure still shows several seeds: the replayed levels redraw it
+                    self.figures.reset()
+                run_dir = run(config, self.results, data_dir=self.data_dir, progress=False, listener=self._on_event,
+                              should_stop=self._stop.is_set, epoch_metrics=True, device=self.device)
+                write_run_figure(run_dir)
+                where = str(run_dir)
+            self._set_status(f"finished: {html.escape(where)} (figure.html written)")
         except StopRequested:
-            self._write_partial_figure(config)
+            seeds.write_partial_figures(config, count, self.results)
             self._set_status("stopped; finished levels are kept, Resume continues")
         except DatasetMissing as error:
             _remove_new_empty(self.data_dir, before)
@@ -172,18 +195,23 @@ class Explorer:
         finally:
             self.run_button.disabled = False
             self.stop_button.disabled = True
-            records = self.figures.records
-            self.resume_button.disabled = not records or len(records) == config.experiment.levels + 1
-
-    def _write_partial_figure(self, config: Config) -> None:
-        run_dir = run_dir_of(config, self.results)
-        if self.figures.records and (run_dir / "config.json").exists():
-            write_run_figure(run_dir)
+            stored, done = self._stored(config)
+            self.resume_button.disabled = not stored or done
 
     def _on_event(self, event: Event) -> None:
         self.figures(event)
+        self._report(event)
+
+    def _on_seed_event(self, seed: int, event: Event) -> None:
+        """The `run_seeds` listener: each seed's levels go into the lines and the band."""
+        self.figures.seed_event(seed, event)
+        self._report(event, f"seed {seed}, ")
+
+    def _report(self, event: Event, prefix: str = "") -> None:
+        """The level being trained in the status line; the table after every finished level."""
         if isinstance(event, LevelStarted):
-            self._set_status(f"level {event.level}: sparsity {event.sparsity:.2%}, {event.remaining:,} weights left")
+            self._set_status(f"{prefix}level {event.level}: sparsity {event.sparsity:.2%}, "
+                             f"{event.remaining:,} weights left")
         elif isinstance(event, (LevelFinished, RunFinished)):
             self._render_table(self.figures.records)
 
@@ -229,6 +257,8 @@ class Explorer:
 
     def _render_table(self, records: list[dict]) -> None:
         table = format_table(pd.DataFrame(records)) if records else ""
+        if table and self.figures.by_seed:
+            table = f"mean over the seeds that finished each level (of {len(self.figures.by_seed)} seeds)\n{table}"
         self.table.value = f"<pre style='font-size:11px;line-height:1.25'>{html.escape(table)}</pre>"
 
     @property

@@ -3,6 +3,8 @@ shared sparsity axis, phases shaded once they can be located) and the current le
 
 Neither figure has a fixed width: shown through `mimebundle` (plotly's own JupyterLab renderer, responsive)
 each fills the notebook column it is placed in. `on_change(name)` tells a front end which figure to redraw.
+Several seeds (`start_seeds` / `seed_event` / `show_seeds`) add a thin test-accuracy line per seed and the
+mean ± std band over the seeds that finished each level; the usual lines then show the seeds' means.
 """
 
 from __future__ import annotations
@@ -28,6 +30,28 @@ EMPTY_X = (0.0, -2.0)  # log10 range of remaining weights shown before any level
 LEVELS_TITLE = "accuracy and learning distance per level"
 EPOCHS_TITLE = "current level, per epoch"
 _LEGEND = {"orientation": "h", "y": -0.16, "yanchor": "top", "x": 0.0, "font": {"size": 11}}
+SEED_LINE = {"color": "rgba(31, 119, 180, 0.45)", "width": 1}  # the test-accuracy colour, thin and faded
+BAND_FILL = "rgba(31, 119, 180, 0.18)"
+BAND_NAME = "test accuracy: mean ± std over seeds"
+
+
+def level_means(by_seed: dict[int, list[dict]]) -> list[dict]:
+    """One record per level that some seed finished: numbers averaged over those seeds (values all seeds share
+    kept exactly), with `seeds` (how many) and `test_acc_std`: the sample std (ddof=1, as the static curves'
+    bands in `figures.curve`) of their test accuracies, 0 while only one seed has finished the level."""
+    means = []
+    for level in sorted({r["level"] for records in by_seed.values() for r in records}):
+        rows = [r for records in by_seed.values() for r in records if r["level"] == level]
+        mean = dict(rows[0])
+        for key in mean:
+            values = [r.get(key) for r in rows]
+            numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+            if numbers and len(set(numbers)) > 1 and all(v is None or v in numbers for v in values):
+                mean[key] = float(np.mean(numbers))
+        accs = np.array([r["test_acc"] for r in rows if r.get("test_acc") is not None], dtype=float)
+        mean.update(seeds=len(rows), test_acc_std=float(np.std(accs, ddof=1)) if accs.size > 1 else 0.0)
+        means.append(mean)
+    return means
 
 
 def level_figure(height: int = 450) -> go.Figure:
@@ -84,8 +108,11 @@ class LiveFigures:
         self.on_change = on_change
         self.levels = level_figure()
         self.epochs = epoch_figure()
-        self.records: list[dict] = []
+        self.records: list[dict] = []  # what the lines show: the run's levels, or the seeds' `level_means`
+        self.by_seed: dict[int, list[dict]] = {}  # each seed's finished levels, with several seeds only
         self.phases: str = ""  # the located phases' one-line summary, once there are enough levels
+        self._base = len(self.levels.data)  # the one-run traces; seed lines and the band follow them
+        self._following: int | None = None  # the seed whose epochs the epoch plot shows
 
     # -- public -----------------------------------------------------------------------------------
     def reset(self, title: str = LEVELS_TITLE) -> None:
@@ -101,6 +128,34 @@ class LiveFigures:
             for record in records:
                 self._add_record(record)
         self._notify("levels", "epochs")
+
+    def start_seeds(self, seeds: list[int]) -> None:
+        """Clear for a run of several seeds; their stored levels (Resume) come back as the run replays them."""
+        with self._lock:
+            self._reset(self.levels.layout.title.text or LEVELS_TITLE)
+            self._add_seed_traces(seeds)
+        self._notify("levels", "epochs")
+
+    def show_seeds(self, by_seed: dict[int, list[dict]], title: str = LEVELS_TITLE) -> None:
+        """Draw several seeds' finished levels at once (read back from the store); seeds without any are kept."""
+        with self._lock:
+            self._reset(title)
+            self._add_seed_traces(list(by_seed))
+            self.by_seed = {seed: sorted(records, key=lambda r: r["level"]) for seed, records in by_seed.items()}
+            if any(self.by_seed.values()):
+                self._draw_seeds()
+        self._notify("levels", "epochs")
+
+    def seed_event(self, seed: int, event: Event) -> None:
+        """A `run_seeds` listener: a finished level redraws its seed's line, the band and the mean lines; the
+        epoch plot follows the seed that started a level last; one seed's RunStarted never clears the others."""
+        if isinstance(event, LevelFinished):
+            with self._lock:
+                self._add_seed_record(seed, event.record)
+            self._notify("levels")
+        elif isinstance(event, LevelStarted) or (isinstance(event, EpochEnded) and seed == self._following):
+            self._following = seed
+            self(event)
 
     def mimebundle(self, name: str) -> dict[str, Any]:
         """Figure `name` ('levels' or 'epochs') as a display_data bundle for plotly's responsive renderer."""
@@ -132,7 +187,8 @@ class LiveFigures:
                 self.on_change(name)
 
     def _reset(self, title: str) -> None:
-        self.records, self.phases = [], ""
+        self.records, self.phases, self.by_seed, self._following = [], "", {}, None
+        self.levels.data = self.levels.data[: self._base]
         for trace in self.levels.data:
             trace.x, trace.y = [], []
         self.levels.layout.shapes, self.levels.layout.annotations = (), ()
@@ -145,12 +201,50 @@ class LiveFigures:
             return
         self.records.append(record)
         self.records.sort(key=lambda r: r["level"])
+        self._draw_lines(self.records)
+
+    def _draw_lines(self, located: list[dict]) -> list[float]:
+        """The one-run lines from `self.records`, axes fitted, phases located on `located`; returns x."""
         x = [float(v) for v in remaining_fraction([r["sparsity"] for r in self.records])]
-        for trace in self.levels.data:
+        for trace in self.levels.data[: self._base]:
             trace.x = x
             trace.y = [r.get(trace.meta) for r in self.records]
         self._fit_axes(x)
-        self._shade()
+        self._shade(located)
+        return x
+
+    def _add_seed_traces(self, seeds: list[int]) -> None:
+        """The band (lower edge, then the upper edge filled down to it) and one thin line per seed, in row 1."""
+        self.by_seed = {seed: [] for seed in seeds}
+        self.levels.add_scatter(x=[], y=[], mode="lines", line={"width": 0}, hoverinfo="skip", showlegend=False,
+                                meta="band:lower", legendgroup="band", row=1, col=1)
+        self.levels.add_scatter(x=[], y=[], mode="lines", line={"width": 0}, hoverinfo="skip", fill="tonexty",
+                                fillcolor=BAND_FILL, name=BAND_NAME, meta="band:upper", legendgroup="band",
+                                row=1, col=1)
+        for seed in seeds:
+            self.levels.add_scatter(x=[], y=[], mode="lines", line=SEED_LINE, name=f"seed {seed}",
+                                    meta=f"seed:{seed}", showlegend=False, legendgroup="seeds", row=1, col=1)
+
+    def _add_seed_record(self, seed: int, record: dict) -> None:
+        """A seed's finished level (once; replays of stored levels are ignored), then everything redrawn."""
+        records = self.by_seed.setdefault(seed, [])
+        if any(r["level"] == record["level"] for r in records):
+            return
+        records.append(record)
+        records.sort(key=lambda r: r["level"])
+        self._draw_seeds()
+
+    def _draw_seeds(self) -> None:
+        """Mean lines, the mean ± std band of test accuracy and each seed's test accuracy; phases from all seeds."""
+        self.records = level_means(self.by_seed)
+        x = self._draw_lines([r for records in self.by_seed.values() for r in records])
+        lower, upper, *lines = self.levels.data[self._base:]
+        lower.x = upper.x = x
+        lower.y = [None if r["test_acc"] is None else r["test_acc"] - r["test_acc_std"] for r in self.records]
+        upper.y = [None if r["test_acc"] is None else r["test_acc"] + r["test_acc_std"] for r in self.records]
+        for trace, records in zip(lines, self.by_seed.values(), strict=True):
+            trace.x = [float(v) for v in remaining_fraction([r["sparsity"] for r in records])]
+            trace.y = [r.get("test_acc") for r in records]
 
     def _fit_axes(self, x: list[float]) -> None:
         """x: from the densest to the sparsest level with room on both sides; distance from 0 to its max."""
@@ -160,14 +254,15 @@ class LiveFigures:
         top = max(distances, default=1.0) * 1.08 or 1.0
         self.levels.update_yaxes(range=[0, top], row=2, col=1)
 
-    def _shade(self) -> None:
-        """Shade the phases once there are enough levels to locate them (re-located after every level)."""
+    def _shade(self, located: list[dict]) -> None:
+        """Shade the phases once there are enough levels to locate them on `located` (the run's records, or all
+        seeds' records: `detect_phases` averages over seeds); re-located after every level."""
         self.levels.layout.shapes, self.levels.layout.annotations = (), ()
         self.phases = ""
         if len(self.records) < MIN_LEVELS_FOR_PHASES:
             return
         try:
-            report = detect_phases(pd.DataFrame(self.records))
+            report = detect_phases(pd.DataFrame(located))
         except (SddError, ValueError, KeyError):  # too few usable levels yet: shade later
             return
         shade_phases(self.levels, report, rows=(1, 2))
