@@ -112,3 +112,21 @@ def recommend(summary: pd.DataFrame) -> str:
     """The rule with the lowest regret averaged over every group (the dense baseline excluded)."""
     overall = summary[summary["rule"] != "dense"].groupby("rule")["regret_mean"].mean()
     return str(overall.idxmin())
+
+
+PREFERENCE = ("holdout-smoothed", "holdout", "memorisation-ends")  # the study's ranking, best first
+
+
+def describe_pick(records: list[dict]) -> str:
+    """One line for a run's (or a mean over seeds') records: the level the best rule the columns allow
+    would keep with noisy labels only (what the explorer shows under its table)."""
+    table = pd.DataFrame(records)
+    if table.empty or "train_acc_noisy" not in table:
+        return ""
+    for rule in PREFERENCE:
+        if all(column in table and table[column].notna().any() for column in RULES[rule].needs):
+            level = pick_level(table, rule)
+            sparsity = float(table.set_index("level").loc[level, "sparsity"])
+            hint = "" if rule != "memorisation-ends" else " (set data.holdout > 0 for the better held-out rule)"
+            return f"noisy labels only: the {rule} rule keeps level {level} ({100 * sparsity:.2f}% sparsity){hint}"
+    return ""

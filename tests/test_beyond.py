@@ -20,7 +20,7 @@ from sddlab.errors import ConfigError
 from sddlab.experiment import StopRequested
 from sddlab.lockstep import run_lockstep, run_seeds
 from sddlab.runs import with_seeds
-from sddlab.selection import RULES, pick_level, recommend, regret_summary, regrets
+from sddlab.selection import RULES, describe_pick, pick_level, recommend, regret_summary, regrets
 from sddlab.store import RunStore
 
 
@@ -173,3 +173,11 @@ def test_regret_summary_averages_runs_and_recommends_the_lowest_mean():
     assert summary.loc["dense", "runs"] == 2
     means = summary["regret_mean"].drop("dense")
     assert recommend(summary.reset_index()) == means.idxmin()
+
+
+def test_describe_pick_uses_the_best_rule_the_columns_allow():
+    table = _table(holdout=[0.5, 0.4, 0.6, 0.6, 0.3], distance=[1, 3, 2, 1.5, 2.5],
+                   noisy_train=[1.0, 1.0, 0.995, 0.9, 0.5], test=[0.7, 0.6, 0.8, 0.75, 0.4])
+    assert "the holdout-smoothed rule keeps level 2 (36.00% sparsity)" in describe_pick(table.to_dict("records"))
+    without = describe_pick(table.drop(columns="holdout_acc_noisy").to_dict("records"))
+    assert "the memorisation-ends rule keeps level 3 (48.80% sparsity)" in without and "data.holdout" in without

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import pandas as pd
 import pytest
 
 from sddlab.app import explorer_choices as ec
@@ -13,6 +14,7 @@ from sddlab.config import choices
 from sddlab.data import DATASETS
 from sddlab.errors import DatasetMissing
 from sddlab.events import EpochEnded
+from sddlab.selection import pick_level
 from sddlab.store import RunStore
 
 SMALL = {"model.hidden": [16, 16], "data.subset": 200}
@@ -84,6 +86,9 @@ def test_configuration_that_ran_shows_from_the_store(tmp_path, data_dir):
     assert len(fresh.figures.records) == 4
     assert "from the store" in fresh.status.value
     assert len(fresh.figures.levels.data[0].x) == 4
+    # under the table: the level a noisy-labels-only rule keeps (no held-out split here: memorisation-ends)
+    kept = pick_level(pd.DataFrame(RunStore(run_dir).records()), "memorisation-ends")
+    assert f"the memorisation-ends rule keeps level {kept} (" in fresh.table.value
 
 
 

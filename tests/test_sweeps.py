@@ -5,7 +5,11 @@ finishes, touching only the failed points, with records equal to an uninterrupte
 from __future__ import annotations
 
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -181,3 +185,39 @@ def test_overlapping_sweeps_at_once_never_corrupt_a_run(tmp_path, data_dir):
     for name in names:
         assert [r["level"] for r in _records(results / name)] == [0, 1, 2]
         assert _records(results / name) == _records(reference / name)
+
+
+@pytest.fixture
+def ray_head(monkeypatch):
+    """An existing Ray cluster, as a user's would be: `ray start --head` in its own processes, with one
+    (logical) GPU so fractional GPU requests can be scheduled on this CPU-only machine. Token
+    authentication is off on both ends (a real cluster's token reaches drivers through RAY_AUTH_TOKEN)."""
+    pytest.importorskip("ray", reason="the ray extra is not installed")
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    temp = tempfile.mkdtemp(prefix="ray-")  # short: Ray's socket paths must fit in 107 bytes
+    started = subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=1",
+                              "--include-dashboard=false", "--object-store-memory=100000000", f"--temp-dir={temp}"],
+                             capture_output=True, text=True, timeout=180)
+    assert started.returncode == 0, started.stderr[-2000:]
+    yield f"127.0.0.1:{port}"
+    subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_ray_sweep_on_an_existing_cluster_by_address_with_fractional_gpus(ray_head, tmp_path, data_dir):
+    spec = make_sweep("by-address", preset="tiny", overrides=SMALL, grid={"noise.rate": (0.2, 0.4)}, seeds=[0],
+                      kind="ray", ray={"address": ray_head, "num_cpus": 1, "num_gpus": 0.5})
+    result = run_sweep(spec, tmp_path / "results", data_dir=data_dir, device="cpu")
+    assert result.ok and result.ran == 2
+    run_sweep(make_sweep("ref", preset="tiny", overrides=SMALL, grid={"noise.rate": (0.2, 0.4)}, seeds=[0],
+                         lockstep=False), tmp_path / "reference", data_dir=data_dir, device="cpu")
+    for group in spec.groups():
+        for config in group:
+            assert _records(tmp_path / "results" / config.run_name()) == _records(
+                tmp_path / "reference" / config.run_name())

@@ -27,6 +27,7 @@ from sddlab.figures.export import write_run_figure
 from sddlab.figures.live import LiveFigures
 from sddlab.presets import list_presets
 from sddlab.runs import run, run_dir_of
+from sddlab.selection import describe_pick
 
 PANEL_WIDTH = "430px"
 REDRAW_EVERY = 0.3  # seconds: at most ~3 redraws of a figure per second, the last change always drawn
@@ -259,6 +260,8 @@ class Explorer:
         table = format_table(pd.DataFrame(records)) if records else ""
         if table and self.figures.by_seed:
             table = f"mean over the seeds that finished each level (of {len(self.figures.by_seed)} seeds)\n{table}"
+        if table:
+            table = f"{table}\n{describe_pick(records)}"
         self.table.value = f"<pre style='font-size:11px;line-height:1.25'>{html.escape(table)}</pre>"
 
     @property
