@@ -59,21 +59,32 @@ def run_study(presets: Sequence[str], seeds: Sequence[int], *, antidotes: Sequen
     return every.drop_duplicates(subset=["run", "level", "antidote"]).reset_index(drop=True)
 
 
+def valley(accuracy: np.ndarray) -> tuple[int, float]:
+    """The critical dip of a curve: the level lying deepest below both an earlier and a later level,
+    and how deep (min(best before, best after) - its accuracy); depth 0 when the curve has no valley."""
+    before = np.maximum.accumulate(accuracy)
+    after = np.maximum.accumulate(accuracy[::-1])[::-1]
+    depth = np.minimum(before, after) - accuracy
+    deepest = int(np.argmax(depth))
+    return deepest, float(depth[deepest])
+
+
 def _per_run(table: pd.DataFrame) -> dict[str, float]:
-    """One run's curve in five numbers: dense accuracy, critical dip, sweet peak, its sparsity, steps."""
+    """One run's curve in five numbers: dense accuracy, critical dip, sweet peak (the best level after the
+    dip), the sparsity of the best level overall, and the training steps."""
     levels = table.sort_values("level")
     accuracy = levels["test_acc"].to_numpy(float)
-    best = int(np.nanargmax(accuracy))
-    dense = float(accuracy[0])
-    return {"dense_acc": dense, "dip_points": 100 * max(0.0, dense - float(np.nanmin(accuracy[: best + 1]))),
-            "peak_acc": float(accuracy[best]), "best_sparsity": float(levels["sparsity"].iloc[best]),
+    deepest, depth = valley(accuracy)
+    return {"dense_acc": float(accuracy[0]), "dip_points": 100 * depth,
+            "sweet_acc": float(accuracy[deepest:].max()),
+            "best_sparsity": float(levels["sparsity"].iloc[int(np.argmax(accuracy))]),
             "steps": float(levels["iterations"].sum())}
 
 
 def antidote_table(table: pd.DataFrame) -> pd.DataFrame:
     """Per preset and antidote (at the preset's own noise rate), mean ± std over seeds of the dense
-    accuracy, the critical dip (points below dense before the peak), the sweet peak, the sparsity of
-    the best level, and the training steps relative to no antidote."""
+    accuracy, the critical dip (`valley`, in points), the sweet peak, the sparsity of the best level,
+    and the training steps relative to no antidote."""
     own_rate = {preset: get_preset(preset).noise.rate for preset in table["preset"].unique()}
     own = table[np.isclose(table["noise.rate"], table["preset"].map(own_rate))]
     rows = [{"preset": preset, "antidote": antidote, "seed": run["experiment.seed"].iloc[0], **_per_run(run)}

@@ -22,6 +22,7 @@ from sddlab.lockstep import run_lockstep, run_seeds
 from sddlab.runs import with_seeds
 from sddlab.selection import RULES, describe_pick, pick_level, recommend, regret_summary, regrets
 from sddlab.store import RunStore
+from sddlab.studies import valley
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +182,9 @@ def test_describe_pick_uses_the_best_rule_the_columns_allow():
     assert "the holdout-smoothed rule keeps level 2 (36.00% sparsity)" in describe_pick(table.to_dict("records"))
     without = describe_pick(table.drop(columns="holdout_acc_noisy").to_dict("records"))
     assert "the memorisation-ends rule keeps level 3 (48.80% sparsity)" in without and "data.holdout" in without
+
+
+def test_valley_is_the_deepest_drop_below_both_sides():
+    assert valley(np.array([0.7, 0.6, 0.5, 0.8, 0.75])) == (2, pytest.approx(0.2))
+    assert valley(np.array([0.86, 0.7, 0.86, 0.9, 0.6])) == (1, pytest.approx(0.16))
+    assert valley(np.array([0.9, 0.8, 0.7]))[1] == 0.0  # monotone: no valley
