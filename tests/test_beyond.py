@@ -188,3 +188,24 @@ def test_valley_is_the_deepest_drop_below_both_sides():
     assert valley(np.array([0.7, 0.6, 0.5, 0.8, 0.75])) == (2, pytest.approx(0.2))
     assert valley(np.array([0.86, 0.7, 0.86, 0.9, 0.6])) == (1, pytest.approx(0.16))
     assert valley(np.array([0.9, 0.8, 0.7]))[1] == 0.0  # monotone: no valley
+
+
+def test_example_viewer_shows_the_hovered_example_and_its_labels(holdout_run, small_config, data_dir):
+    from sddlab.analyses.examples import images_of
+    from sddlab.app.example_viewer import ExampleViewer
+    from sddlab.figures.beyond import examples_figure
+
+    examples = example_table(holdout_run)
+    config = RunStore(holdout_run).config()
+    data = prepare_data(config.data, config.noise, config.experiment.seed, data_dir)
+    images = images_of(data.x_train, list(examples["example"]))
+    assert images.shape == (len(examples), 8, 8)
+    viewer = ExampleViewer(examples_figure(examples, 0.5), examples, images)
+    noisy = examples[examples["noisy"]].iloc[0]
+    # the scatter holds one point per noisy example, its index first in customdata
+    assert [int(row[0]) for row in viewer.figure.data[0].customdata] == examples[examples["noisy"]]["example"].tolist()
+    point = type("Points", (), {"point_inds": [0]})()
+    viewer._hovered(viewer.figure.data[0], point, None)
+    assert np.array_equal(np.asarray(viewer.image.data[0].z, dtype=float), images[int(noisy["example"])])
+    assert f"true label {int(noisy['true_label'])}" in viewer.caption.value
+    assert f"trained with label <b>{int(noisy['label'])}</b> (noisy)" in viewer.caption.value
