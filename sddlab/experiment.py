@@ -120,9 +120,6 @@ class Experiment:
 
         def at_epoch_end(stats: EpochStats) -> None:
             nonlocal last_checkpoint
-            if stopper is not None and not stats.finished and stopper.update(
-                    activation_entropy(self.model, self.setup.data.x_train[:PROBE_SIZE])):
-                raise EarlyStopped(stats.iteration)
             if self.epoch_metrics:  # evaluation touches no RNG and no BN statistics: results unchanged
                 data = self.setup.data
                 test = evaluate(self.model, data.x_test, data.y_test, transform=data.spec.eval_transform,
@@ -130,6 +127,8 @@ class Experiment:
                 stats = dataclasses.replace(stats, test_acc=test.acc)
             self.listener(EpochEnded(level, stats))
             check_epoch(level, stats, self.model, self.setup.data, self.config)  # raises Diverged
+            if stopper is not None and not stats.finished and stopper.update(self._probe_entropy()):
+                raise EarlyStopped(stats.iteration)
             stop = self.should_stop is not None and self.should_stop()
             if stats.finished:  # nothing left to stop or to resume
                 return
@@ -146,6 +145,12 @@ class Experiment:
         except EarlyStopped as stopped:
             return stopped.iteration - began_at
         return None
+
+    def _probe_entropy(self) -> float:
+        """The hidden units' on/off entropy over the first training examples, as evaluation sees them."""
+        data = self.setup.data
+        probe = self.setup.runtime.prepare_inputs(data.spec.eval_transform(data.x_train[:PROBE_SIZE]))
+        return activation_entropy(self.model, probe)
 
     def _loss(self, level: int) -> LossFn | None:
         """Distillation from this run's trained dense network at levels >= 1 (`training.distill_weight`)."""

@@ -209,3 +209,11 @@ def test_example_viewer_shows_the_hovered_example_and_its_labels(holdout_run, sm
     assert np.array_equal(np.asarray(viewer.image.data[0].z, dtype=float), images[int(noisy["example"])])
     assert f"true label {int(noisy['true_label'])}" in viewer.caption.value
     assert f"trained with label <b>{int(noisy['label'])}</b> (noisy)" in viewer.caption.value
+
+
+def test_entropy_early_stop_reads_images_as_evaluation_sees_them(small_config, run_config, tmp_path):
+    config = small_config({"data.name": "mnist5k", "model.name": "lenet-300-100", "training.duration": "4ep",
+                           "experiment.levels": 1, "training.early_stop": "entropy",
+                           "training.early_stop_patience": 1, "training.early_stop_tolerance": 0.5})
+    records = RunStore(run_config(config, tmp_path)).records()
+    assert [record["iterations"] for record in records] == [2 * 4, 2 * 4]  # stopped after epoch 2 of 4
