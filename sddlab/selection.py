@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-NOISY_COLUMNS = ("level", "sparsity", "train_acc_noisy", "holdout_acc_noisy", "learning_distance")
+NOISY_COLUMNS = ("level", "sparsity", "train_acc_noisy", "holdout_acc_noisy", "learning_distance", "noise.rate")
 
 
 @dataclass(frozen=True)
@@ -56,6 +56,14 @@ def _memorisation_ends(table: pd.DataFrame, threshold: float = 0.99) -> int:
     return int(below[0]) if len(below) else len(table) - 1
 
 
+def _noise_floor(table: pd.DataFrame) -> int:
+    """The first level whose noisy-label train accuracy has fallen to 1 - noise rate: a network that fits
+    only the true classes scores about that on noisy labels, so memorisation is over there."""
+    floor = 1 - float(table["noise.rate"].iloc[0])
+    below = np.flatnonzero(table["train_acc_noisy"].to_numpy(float) <= floor)
+    return int(below[0]) if len(below) else len(table) - 1
+
+
 RULES: dict[str, Rule] = {rule.name: rule for rule in [
     Rule("dense", "keep the dense network (no pruning)", lambda table: 0),
     Rule("holdout", "highest accuracy on the held-out noisy split", _holdout, ("holdout_acc_noisy",)),
@@ -65,6 +73,8 @@ RULES: dict[str, Rule] = {rule.name: rule for rule in [
          ("learning_distance",)),
     Rule("memorisation-ends", "first level whose noisy-label train accuracy drops below 99 %", _memorisation_ends,
          ("train_acc_noisy",)),
+    Rule("noise-floor", "first level whose noisy-label train accuracy falls to 1 - the (estimated) noise rate",
+         _noise_floor, ("train_acc_noisy", "noise.rate")),
 ]}
 
 
@@ -114,19 +124,21 @@ def recommend(summary: pd.DataFrame) -> str:
     return str(overall.idxmin())
 
 
-PREFERENCE = ("holdout-smoothed", "holdout", "memorisation-ends")  # the study's ranking, best first
+PREFERENCE = ("holdout-smoothed", "holdout", "noise-floor", "memorisation-ends")  # the study's ranking, best first
 
 
-def describe_pick(records: list[dict]) -> str:
+def describe_pick(records: list[dict], noise_rate: float | None = None) -> str:
     """One line for a run's (or a mean over seeds') records: the level the best rule the columns allow
     would keep with noisy labels only (what the explorer shows under its table)."""
     table = pd.DataFrame(records)
+    if noise_rate is not None and noise_rate > 0:
+        table["noise.rate"] = noise_rate
     if table.empty or "train_acc_noisy" not in table:
         return ""
     for rule in PREFERENCE:
         if all(column in table and table[column].notna().any() for column in RULES[rule].needs):
             level = pick_level(table, rule)
             sparsity = float(table.set_index("level").loc[level, "sparsity"])
-            hint = "" if rule != "memorisation-ends" else " (set data.holdout > 0 for the better held-out rule)"
+            hint = "" if rule.startswith("holdout") else " (set data.holdout > 0 for the held-out rules)"
             return f"noisy labels only: the {rule} rule keeps level {level} ({100 * sparsity:.2f}% sparsity){hint}"
     return ""

@@ -148,19 +148,22 @@ def test_entropy_stop_needs_relu_modules_and_lockstep_refuses_antidotes(small_co
 def _table(holdout, distance, noisy_train, test):
     levels = range(len(test))
     return pd.DataFrame({"level": levels, "sparsity": [1 - 0.8**lv for lv in levels], "holdout_acc_noisy": holdout,
-                         "learning_distance": distance, "train_acc_noisy": noisy_train, "test_acc": test})
+                         "learning_distance": distance, "train_acc_noisy": noisy_train, "test_acc": test,
+                         "noise.rate": 0.1})
 
 
 def test_each_rule_picks_what_its_definition_says_and_never_reads_the_test_columns():
     table = _table(holdout=[0.5, 0.4, 0.6, 0.6, 0.3], distance=[1, 3, 2, 1.5, 2.5],
                    noisy_train=[1.0, 1.0, 0.995, 0.9, 0.5], test=[0.7, 0.6, 0.8, 0.75, 0.4])
     picks = {name: pick_level(table, name) for name in RULES}
-    assert picks == {"dense": 0, "holdout": 3, "holdout-smoothed": 2, "learning-distance": 3, "memorisation-ends": 3}
+    assert picks == {"dense": 0, "holdout": 3, "holdout-smoothed": 2, "learning-distance": 3, "memorisation-ends": 3,
+                     "noise-floor": 3}
     scrambled = table.assign(test_acc=table["test_acc"][::-1].to_numpy())
     assert {name: pick_level(scrambled, name) for name in RULES} == picks
     regret = regrets(table).set_index("rule")["regret_points"]
     assert regret.to_dict() == pytest.approx({"dense": 10.0, "holdout": 5.0, "holdout-smoothed": 0.0,
-                                              "learning-distance": 5.0, "memorisation-ends": 5.0})
+                                              "learning-distance": 5.0, "memorisation-ends": 5.0,
+                                              "noise-floor": 5.0})
     with pytest.raises(ValueError, match="data.holdout"):
         pick_level(table.drop(columns="holdout_acc_noisy"), "holdout")
 
@@ -180,8 +183,10 @@ def test_describe_pick_uses_the_best_rule_the_columns_allow():
     table = _table(holdout=[0.5, 0.4, 0.6, 0.6, 0.3], distance=[1, 3, 2, 1.5, 2.5],
                    noisy_train=[1.0, 1.0, 0.995, 0.9, 0.5], test=[0.7, 0.6, 0.8, 0.75, 0.4])
     assert "the holdout-smoothed rule keeps level 2 (36.00% sparsity)" in describe_pick(table.to_dict("records"))
-    without = describe_pick(table.drop(columns="holdout_acc_noisy").to_dict("records"))
+    noisy_only = table.drop(columns=["holdout_acc_noisy", "noise.rate"]).to_dict("records")
+    without = describe_pick(noisy_only)
     assert "the memorisation-ends rule keeps level 3 (48.80% sparsity)" in without and "data.holdout" in without
+    assert "the noise-floor rule keeps level 4 (59.04% sparsity)" in describe_pick(noisy_only, noise_rate=0.4)
 
 
 def test_valley_is_the_deepest_drop_below_both_sides():

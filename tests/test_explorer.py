@@ -86,9 +86,9 @@ def test_configuration_that_ran_shows_from_the_store(tmp_path, data_dir):
     assert len(fresh.figures.records) == 4
     assert "from the store" in fresh.status.value
     assert len(fresh.figures.levels.data[0].x) == 4
-    # under the table: the level a noisy-labels-only rule keeps (no held-out split here: memorisation-ends)
-    kept = pick_level(pd.DataFrame(RunStore(run_dir).records()), "memorisation-ends")
-    assert f"the memorisation-ends rule keeps level {kept} (" in fresh.table.value
+    # under the table: the level a noisy-labels-only rule keeps (no held-out split: the noise-floor rule)
+    records = pd.DataFrame(RunStore(run_dir).records()).assign(**{"noise.rate": explorer.config().noise.rate})
+    assert f"the noise-floor rule keeps level {pick_level(records, 'noise-floor')} (" in fresh.table.value
 
 
 

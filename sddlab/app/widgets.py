@@ -260,8 +260,9 @@ class Explorer:
         table = format_table(pd.DataFrame(records)) if records else ""
         if table and self.figures.by_seed:
             table = f"mean over the seeds that finished each level (of {len(self.figures.by_seed)} seeds)\n{table}"
-        if table:
-            table = f"{table}\n{describe_pick(records)}"
+        if table:  # the noise rate typed in the controls: the noise-floor rule's estimate
+            rate = self.controls.choices().noise_rate
+            table = f"{table}\n{describe_pick(records, rate if isinstance(rate, float) else None)}"
         self.table.value = f"<pre style='font-size:11px;line-height:1.25'>{html.escape(table)}</pre>"
 
     @property
