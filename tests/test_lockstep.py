@@ -63,6 +63,8 @@ CASES = {
     "random-sgd": {"pruning.score": "random", "training.optimizer": "sgd", "training.lr": 0.05,
                    "training.momentum": 0.9, "training.weight_decay": 1e-4, "training.schedule": "multistep",
                    "training.milestones": ["1ep"]},
+    "adamw-finetune": {"training.optimizer": "adamw", "training.weight_decay": 1e-2, "retraining.mode": "finetune",
+                       "retraining.finetune_lr": 1e-3, "retraining.finetune_duration": "2ep"},
     "rewind-point-lenet": {"model.name": "lenet-300-100", "retraining.rewind_point": "3it", "training.lr": 1e-3},
 }
 
