@@ -203,8 +203,11 @@ def test_example_viewer_shows_the_hovered_example_and_its_labels(holdout_run, sm
     examples = example_table(holdout_run)
     config = RunStore(holdout_run).config()
     data = prepare_data(config.data, config.noise, config.experiment.seed, data_dir)
-    images = images_of(data.x_train, list(examples["example"]))
+    images = images_of(data.x_train, list(examples["example"]), data.spec)
     assert images.shape == (len(examples), 8, 8)
+    # the digits' standardisation undone: scikit-learn's pixel values, whole numbers from 0 to 16
+    assert np.allclose(images, images.round(), atol=1e-4) and images.min() > -1e-4 and images.max() < 16 + 1e-4
+    assert len(np.unique(images.round())) > 10
     viewer = ExampleViewer(examples_figure(examples, 0.5), examples, images)
     noisy = examples[examples["noisy"]].iloc[0]
     # the scatter holds one point per noisy example, its index first in customdata

@@ -140,3 +140,69 @@ def test_explorer_end_to_end_in_jupyterlab(tmp_path, artifacts):
         assert all(url.startswith(("file:", "data:", "blob:")) for url in requests), requests
         offline.screenshot(path=artifacts / "6-figure-html.png")
         browser.close()
+
+
+def test_explorer_seeds_band_in_jupyterlab(tmp_path, artifacts):
+    from playwright.sync_api import sync_playwright
+
+    root, results, home = tmp_path / "nb", tmp_path / "results", tmp_path / "home"
+    home.mkdir()
+    notebook = copy_notebook(NOTEBOOK_DIR / "explore.ipynb", root)
+    folders = {"SDDLAB_RESULTS": str(results), "SDDLAB_DATA": str(tmp_path / "data")}
+    with jupyterlab(root, home, env=folders) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(url % notebook.name)
+        run_all_cells(page)
+        control(page, "dropdown", "preset").wait_for(timeout=120_000)
+        control(page, "dropdown", "preset").select_option("tiny")
+        page.wait_for_timeout(500)
+        set_text(page, "text", "epochs / level", "2")
+        set_text(page, "text", "seeds", "3")
+        _until(page, lambda: "3 seeds (0, 1, 2) in lockstep" in _status(page), 30, "the seeds note")
+        button(page, "Run").click()
+        _until(page, lambda: "finished:" in _status(page), 300, "three seeds to finish")
+        page.wait_for_timeout(1000)
+        assert len([d for d in results.iterdir() if (d / "figure.html").exists()]) == 3
+        legend = " ".join(page.locator(".js-plotly-plot .legend").all_text_contents())
+        assert "mean ± std over seeds" in legend
+        assert "mean over the seeds that finished each level (of 3 seeds)" in _status(page)
+        assert "noisy labels only: the noise-floor rule keeps level" in _status(page)
+        page.screenshot(path=artifacts / "6-seeds.png")
+
+
+def test_hovering_a_noisy_example_shows_it_in_jupyterlab(tmp_path, artifacts):
+    import nbformat
+    from playwright.sync_api import sync_playwright
+
+    root, results, home = tmp_path / "nb", tmp_path / "results", tmp_path / "home"
+    home.mkdir()
+    notebook = copy_notebook(NOTEBOOK_DIR / "07_beyond.ipynb", root)
+    content = nbformat.read(notebook, as_version=4)
+    content.cells[1].source = (
+        'presets = ["tiny"]\nseeds = [0]\nantidotes = ["none"]\nnoise_rates = []\nholdout = 0.1\n'
+        'overrides = {"training.duration": "6ep", "experiment.levels": 6}\nexecutor = "inprocess"\n'
+        'results = None\noutput_dir = None\n')
+    nbformat.write(content, notebook)
+    folders = {"SDDLAB_RESULTS": str(results), "SDDLAB_DATA": str(tmp_path / "data")}
+    with jupyterlab(root, home, env=folders) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(url % notebook.name)
+        run_all_cells(page, timeout_ms=300_000)
+        scatter = page.locator(".js-plotly-plot").filter(has_text="When each noisy label stops being fitted").first
+        scatter.wait_for(timeout=300_000)
+        scatter.scroll_into_view_if_needed()
+        point = scatter.locator(".scatterlayer .points path").first
+        point.wait_for(timeout=60_000)
+        caption = page.locator(".widget-html-content").filter(has_text="true label")
+        for _ in range(5):  # plotly hovers on mouse movement: come from outside the point
+            box = point.bounding_box()
+            page.mouse.move(box["x"] - 30, box["y"] - 30)
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
+            page.wait_for_timeout(1500)
+            if caption.count():
+                break
+        text = caption.first.inner_text()
+        assert "trained with label" in text and "(noisy)" in text, text
+        page.screenshot(path=artifacts / "7-hover.png")

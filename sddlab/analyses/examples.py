@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sddlab.data.registry import DatasetSpec
 from sddlab.store import RunStore
 
 
@@ -70,12 +71,16 @@ def example_table(run_dir: str | Path) -> pd.DataFrame:
     })
 
 
-def images_of(x_train: torch.Tensor, examples: list[int]) -> np.ndarray:
-    """The training images of `examples` as (n, height, width) arrays for display (channels averaged)."""
-    images = x_train[examples].float()
-    if images.dim() == 2:  # flat vectors: square images (digits 8x8, MNIST 28x28)
+def images_of(x_train: torch.Tensor, examples: list[int], spec: DatasetSpec | None = None) -> np.ndarray:
+    """The training images of `examples` as (n, height, width) arrays for display: the data set's own
+    `pictures` (digits: its standardisation undone), else square vectors reshaped and channels averaged."""
+    rows = x_train[examples]
+    if spec is not None and spec.pictures is not None:
+        return spec.pictures(rows)
+    images = rows.float()
+    if images.dim() == 2:  # flat vectors: square images (28x28), or one row (MNIST-1D's 40 samples)
         side = int(round(images.shape[1] ** 0.5))
-        images = images.reshape(len(examples), side, side)
+        images = images.reshape(len(examples), side, side) if side * side == images.shape[1] else images[:, None]
     elif images.dim() == 4:
         images = images.mean(1)
     return images.numpy()

@@ -25,7 +25,7 @@ class ExampleViewer:
         self.figure.data[0].on_hover(self._hovered)
         self.widget = w.HBox([self.figure, w.VBox([self.image, self.caption])])
 
-    def _hovered(self, trace: go.Scattergl, points: object, state: object) -> None:
+    def _hovered(self, trace: go.Scatter, points: object, state: object) -> None:
         indices = getattr(points, "point_inds", [])
         if indices:
             self.show(int(trace.customdata[indices[0]][0]))

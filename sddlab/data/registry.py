@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from sddlab.catalog import Catalog
@@ -48,6 +49,7 @@ class DatasetSpec:
     asymmetric_official: dict[int, int] | None = None  # the paper's code's map where it differs (noise.asymmetric_map)
     train_transform: TrainTransform = _identity_train
     eval_transform: EvalTransform = _identity_eval
+    pictures: Callable[[torch.Tensor], np.ndarray] | None = None  # stored rows -> (n, H, W) images to look at
 
 
 DATASETS: Catalog[DatasetSpec] = Catalog("data.name")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -21,15 +22,19 @@ def _standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, n
     return (x_train - mean) / std, (x_test - mean) / std
 
 
-def load_digits_data(data_dir: Path) -> RawData:
-    """scikit-learn's 8×8 digits: stratified 1203/594 split (seed 0), standardised with training statistics."""
+@functools.lru_cache(maxsize=1)
+def _digits_split() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """scikit-learn's digits split stratified 1203/594 (seed 0), raw pixel values 0..16."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
     digits = load_digits()
-    x_train, x_test, y_train, y_test = train_test_split(
-        digits.data, digits.target, test_size=594, stratify=digits.target, random_state=0
-    )
+    return tuple(train_test_split(digits.data, digits.target, test_size=594, stratify=digits.target, random_state=0))
+
+
+def load_digits_data(data_dir: Path) -> RawData:
+    """scikit-learn's 8×8 digits: stratified 1203/594 split (seed 0), standardised with training statistics."""
+    x_train, x_test, y_train, y_test = _digits_split()
     x_train, x_test = _standardise(x_train, x_test)
     return RawData(
         torch.tensor(x_train, dtype=torch.float32),
@@ -38,6 +43,14 @@ def load_digits_data(data_dir: Path) -> RawData:
         torch.tensor(y_test, dtype=torch.int64),
         num_classes=10,
     )
+
+
+def digits_pictures(x: torch.Tensor) -> np.ndarray:
+    """Standardised digits rows back to their 8×8 pictures (pixel values 0..16) for display."""
+    raw = _digits_split()[0]
+    mean, std = raw.mean(0), raw.std(0)
+    std[std == 0] = 1.0
+    return (x.double().cpu().numpy() * std + mean).reshape(-1, 8, 8)
 
 
 MNIST1D_SEED = 42
@@ -87,6 +100,7 @@ register_dataset(
         num_classes=10,
         input_shape=(64,),
         asymmetric=MNIST_ASYMMETRIC,
+        pictures=digits_pictures,
     )
 )
 register_dataset(

@@ -56,7 +56,8 @@ def examples_figure(examples: pd.DataFrame, last_sparsity: float,
     noisy = examples[examples["noisy"]]
     jitter = np.random.default_rng(0).uniform(-0.3, 0.3, len(noisy))
     sparsity = noisy["stops_fitted_sparsity"].fillna(last_sparsity)
-    fig = go.Figure(go.Scattergl(
+    scatter = go.Scattergl if len(noisy) > 5000 else go.Scatter  # WebGL only where SVG would crawl
+    fig = go.Figure(scatter(
         x=remaining_fraction(sparsity), y=noisy["true_label"] + jitter, mode="markers",
         marker={"size": 6, "color": noisy["label"], "colorscale": "Turbo", "showscale": True,
                 "colorbar": {"title": "noisy label"}},
