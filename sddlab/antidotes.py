@@ -33,10 +33,10 @@ def distillation_loss(teacher: nn.Module, weight: float, temperature: float) -> 
 
     The T² factor keeps the soft term's gradient on the scale of the hard one (Hinton et al., 2015).
     """
-    teacher.requires_grad_(False)
+    teacher.requires_grad_(False).eval()  # a private frozen copy: eval mode once, not per batch
 
     def loss(logits: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad(), eval_mode(teacher):
+        with torch.no_grad():
             soft = F.log_softmax(teacher(inputs).float() / temperature, dim=1)
         student = F.log_softmax(logits.float() / temperature, dim=1)
         kl = F.kl_div(student, soft, reduction="batchmean", log_target=True)

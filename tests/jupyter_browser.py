@@ -83,6 +83,26 @@ def jupyterlab(root: Path, home: Path, env: dict[str, str] | None = None, timeou
         log.close()
 
 
+@contextlib.contextmanager
+def notebook_in_browser(notebook: Path, tmp_path: Path, timeout_ms: int = 120_000) -> Iterator[tuple]:
+    """JupyterLab on the notebook's folder (results and data pinned under `tmp_path` as `sddlab jupyter` pins
+    them), the notebook opened in headless Chromium at 1366×768 with every cell run; yields (browser, page)."""
+    from playwright.sync_api import sync_playwright
+
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    folders = {"SDDLAB_RESULTS": str(tmp_path / "results"), "SDDLAB_DATA": str(tmp_path / "data")}
+    with jupyterlab(notebook.parent, home, env=folders) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(url % notebook.name)
+        run_all_cells(page, timeout_ms)
+        try:
+            yield browser, page
+        finally:
+            browser.close()
+
+
 def copy_notebook(source: Path, root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     return Path(shutil.copy(source, root / source.name))

@@ -3,7 +3,9 @@
 A student's path: open explore.ipynb, run it, pick a small configuration with another architecture and a
 one-shot schedule, Run, Stop after three level markers, Resume to the end, check the table and the status
 line, trigger an invalid choice, save and reopen the notebook; then open a run's figure.html from file://
-with no network request. Screenshots at 1366×768 go to $SDDLAB_BROWSER_ARTIFACTS (else the test's tmp dir).
+with no network request. Then three seeds from the explorer (their band), and hovering a noisy example in
+07_beyond until its picture and labels show. Screenshots at 1366×768 go to $SDDLAB_BROWSER_ARTIFACTS (else
+the test's tmp dir).
 """
 
 from __future__ import annotations
@@ -15,16 +17,13 @@ from pathlib import Path
 
 import pytest
 from jupyter_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     VIEWPORT,
     browser_missing,
     button,
     control,
     copy_notebook,
-    jupyterlab,
     level_points,
-    run_all_cells,
+    notebook_in_browser,
     set_text,
     widget_text,
 )
@@ -70,19 +69,8 @@ def artifacts(tmp_path) -> Path:
 
 
 def test_explorer_end_to_end_in_jupyterlab(tmp_path, artifacts):
-    from playwright.sync_api import sync_playwright
-
-    root = tmp_path / "nb"
-    notebook = copy_notebook(NOTEBOOK_DIR / "explore.ipynb", root)
-    results = tmp_path / "results"
-    home = tmp_path / "home"
-    home.mkdir()
-    folders = {"SDDLAB_RESULTS": str(results), "SDDLAB_DATA": str(tmp_path / "data")}  # as `sddlab jupyter` pins them
-    with jupyterlab(root, home, env=folders) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.goto(url % notebook.name)
-        run_all_cells(page)
+    notebook, results = copy_notebook(NOTEBOOK_DIR / "explore.ipynb", tmp_path / "nb"), tmp_path / "results"
+    with notebook_in_browser(notebook, tmp_path) as (browser, page):
         control(page, "dropdown", "preset").wait_for(timeout=120_000)
         _choose_small_oneshot_lenet(page)
         assert "targets 36.9%, 60.2%, 74.9%" in _status(page), "one-shot targets of 0.99 in 10 levels"
@@ -139,21 +127,11 @@ def test_explorer_end_to_end_in_jupyterlab(tmp_path, artifacts):
         assert offline.locator(".js-plotly-plot .scatterlayer .points path").count() >= 2 * (LEVELS + 1)
         assert all(url.startswith(("file:", "data:", "blob:")) for url in requests), requests
         offline.screenshot(path=artifacts / "6-figure-html.png")
-        browser.close()
 
 
 def test_explorer_seeds_band_in_jupyterlab(tmp_path, artifacts):
-    from playwright.sync_api import sync_playwright
-
-    root, results, home = tmp_path / "nb", tmp_path / "results", tmp_path / "home"
-    home.mkdir()
-    notebook = copy_notebook(NOTEBOOK_DIR / "explore.ipynb", root)
-    folders = {"SDDLAB_RESULTS": str(results), "SDDLAB_DATA": str(tmp_path / "data")}
-    with jupyterlab(root, home, env=folders) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.goto(url % notebook.name)
-        run_all_cells(page)
+    notebook, results = copy_notebook(NOTEBOOK_DIR / "explore.ipynb", tmp_path / "nb"), tmp_path / "results"
+    with notebook_in_browser(notebook, tmp_path) as (_, page):
         control(page, "dropdown", "preset").wait_for(timeout=120_000)
         control(page, "dropdown", "preset").select_option("tiny")
         page.wait_for_timeout(500)
@@ -168,28 +146,20 @@ def test_explorer_seeds_band_in_jupyterlab(tmp_path, artifacts):
         assert "mean ± std over seeds" in legend
         assert "mean over the seeds that finished each level (of 3 seeds)" in _status(page)
         assert "noisy labels only: the noise-floor rule keeps level" in _status(page)
-        page.screenshot(path=artifacts / "6-seeds.png")
+        page.screenshot(path=artifacts / "7-seeds.png")
 
 
 def test_hovering_a_noisy_example_shows_it_in_jupyterlab(tmp_path, artifacts):
     import nbformat
-    from playwright.sync_api import sync_playwright
 
-    root, results, home = tmp_path / "nb", tmp_path / "results", tmp_path / "home"
-    home.mkdir()
-    notebook = copy_notebook(NOTEBOOK_DIR / "07_beyond.ipynb", root)
+    notebook = copy_notebook(NOTEBOOK_DIR / "07_beyond.ipynb", tmp_path / "nb")
     content = nbformat.read(notebook, as_version=4)
     content.cells[1].source = (
         'presets = ["tiny"]\nseeds = [0]\nantidotes = ["none"]\nnoise_rates = []\nholdout = 0.1\n'
         'overrides = {"training.duration": "6ep", "experiment.levels": 6}\nexecutor = "inprocess"\n'
         'results = None\noutput_dir = None\n')
     nbformat.write(content, notebook)
-    folders = {"SDDLAB_RESULTS": str(results), "SDDLAB_DATA": str(tmp_path / "data")}
-    with jupyterlab(root, home, env=folders) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=VIEWPORT)
-        page.goto(url % notebook.name)
-        run_all_cells(page, timeout_ms=300_000)
+    with notebook_in_browser(notebook, tmp_path, timeout_ms=300_000) as (_, page):
         scatter = page.locator(".js-plotly-plot").filter(has_text="When each noisy label stops being fitted").first
         scatter.wait_for(timeout=300_000)
         scatter.scroll_into_view_if_needed()
@@ -205,4 +175,4 @@ def test_hovering_a_noisy_example_shows_it_in_jupyterlab(tmp_path, artifacts):
                 break
         text = caption.first.inner_text()
         assert "trained with label" in text and "(noisy)" in text, text
-        page.screenshot(path=artifacts / "7-hover.png")
+        page.screenshot(path=artifacts / "8-hover.png")

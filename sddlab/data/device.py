@@ -91,8 +91,9 @@ def prepare_data(
     device = torch.device(device)
 
     def part(array: torch.Tensor | np.ndarray, rows: np.ndarray) -> torch.Tensor:
+        """The rows of a training array on the device (all of it, uncopied, without a held-out split)."""
         tensor = torch.from_numpy(array) if isinstance(array, np.ndarray) else array
-        return tensor[torch.from_numpy(rows)].to(device)
+        return (tensor if len(held) == 0 else tensor[torch.from_numpy(rows)]).to(device)
 
     kept = labels.noisy[train]
     return DeviceData(

@@ -62,7 +62,7 @@ def train_stacked(model: StackedMLP, masks: dict[str, torch.Tensor], datas: Sequ
     Pruned weights are zeroed once and their gradients every step. Every optimizer here starts each
     level with zero state, so a pruned entry's momentum, second moment, weight-decay term and update all
     stay exactly zero. The ordinary loop's second, post-step weight mask is therefore a no-op, and it is
-    skipped here (a tenth of a K = 4 step on a 2-core CPU). The float64 equality tests cover every mode.
+    skipped here. The float64 equality tests cover every mode.
     """
     check_spans(spans)
     span = spans[0]

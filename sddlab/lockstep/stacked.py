@@ -95,9 +95,9 @@ class StackedMLP(nn.Module):
         """Each seed's mean cross-entropy and logits, with the gradients written into `.grad` by hand.
 
         The same arithmetic as autograd through `forward` (softmax minus one-hot over the batch, then
-        two batched matmuls a layer), without the autograd graph: about 30 % less time per step on a
-        2-core CPU, where these small steps are bound by per-operation cost. The logits returned live in
-        a reused buffer: read them before the next call.
+        two batched matmuls a layer), without the autograd graph, whose per-operation cost dominates
+        these small steps on a CPU. The logits returned live in a reused buffer: read them before the
+        next call.
         """
         batch = targets.shape[1]
         outputs, backprop = self._workspace(x, batch)
