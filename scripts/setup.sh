@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
-EXTRAS="${SDDLAB_EXTRAS:-dev,notebooks,ray,slurm,browser}"
+EXTRAS="${SDDLAB_EXTRAS:-dev,notebooks,ray,slurm,browser,voila,grading}"
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi

@@ -1,7 +1,10 @@
-"""Ways to dodge sparse double descent: distillation from the dense network, and entropy early stopping.
+"""Ways to dodge sparse double descent: distillation from the dense network or from a sparse teacher, and
+entropy early stopping.
 
-Both are training options (`training.distill_weight`, `training.early_stop`); weight decay, the third
-antidote, is the optimizer's own `training.weight_decay`.
+All are training options (`training.distill_weight`, `training.distill_teacher`, `training.early_stop`);
+weight decay, the other antidote, is the optimizer's own `training.weight_decay`. A sparse teacher is the
+level that a noisy-label selection rule (`training.distill_rule`, see `sddlab.selection`) keeps from the
+run of the same config without distillation (its plain twin, run first), so no clean label is ever read.
 """
 
 from __future__ import annotations
@@ -9,14 +12,18 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sddlab.config import TrainingConfig
-from sddlab.errors import ConfigError
+from sddlab.config import Config, TrainingConfig
+from sddlab.errors import ConfigError, SddError
 from sddlab.metrics import eval_mode
+from sddlab.selection import pick_level
+from sddlab.store import RunStore
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]  # (logits, inputs, targets) -> loss
 
@@ -50,6 +57,63 @@ def level_loss(training: TrainingConfig, model: nn.Module, dense_weights: Mappin
     teacher = copy.deepcopy(model)
     teacher.load_state_dict(dict(dense_weights))
     return distillation_loss(teacher, training.distill_weight, training.distill_temperature)
+
+
+DISTILLATION_FIELDS = ("distill_weight", "distill_temperature", "distill_teacher", "distill_rule")
+
+
+def teacher_config(config: Config) -> Config | None:
+    """The config whose run holds a sparse teacher: `config` without distillation (its plain twin, the same
+    run directory as the run without any antidote); None unless `training.distill_teacher` is sparse."""
+    training = config.training
+    if training.distill_weight == 0 or training.distill_teacher != "sparse":
+        return None
+    defaults = {f"training.{name}": TrainingConfig.model_fields[name].default for name in DISTILLATION_FIELDS}
+    return config.with_overrides(defaults)
+
+
+def teacher_level(table: pd.DataFrame, rule: str, noise_rate: float) -> int:
+    """The level of the teacher run's level table that the noisy-label `rule` keeps; `noise_rate` is the
+    configured rate (what the noise-floor rule is given). Only `sddlab.selection.NOISY_COLUMNS` are read."""
+    return pick_level(table.assign(**{"noise.rate": noise_rate}), rule)
+
+
+def sparse_teacher(config: Config, model: nn.Module, results: str | Path) -> tuple[nn.Module, int]:
+    """A frozen copy of `model` holding the teacher level's final weights (pruned weights at zero), and that
+    level; the teacher run (`teacher_config`) must be finished in `results`."""
+    twin = teacher_config(config)
+    if twin is None:
+        raise ConfigError("training.distill_teacher", config.training.distill_teacher,
+                          "sparse, with distill_weight > 0")
+    run_dir = Path(results) / twin.run_name()
+    store = RunStore(run_dir) if (run_dir / "config.json").exists() else None
+    table = store.table() if store is not None else None
+    if table is None or len(table) < twin.experiment.levels + 1:
+        raise SddError(f"the sparse teacher's run {run_dir} is not finished: run its config first "
+                       "(sddlab.run does so before a run that needs it)")
+    level = teacher_level(table, config.training.distill_rule, config.noise.rate)
+    device = next(model.parameters()).device
+    mask, weights = store.load_level_state(level, device)
+    teacher = copy.deepcopy(model).requires_grad_(False).eval()
+    teacher.load_state_dict(weights)
+    with torch.no_grad():
+        parameters = dict(teacher.named_parameters())
+        for name, keep in mask.items():
+            parameters[name].mul_(keep.to(parameters[name].dtype))
+    return teacher, level
+
+
+def distillation_for(config: Config, model: nn.Module, level: int,
+                     dense_weights: Callable[[], Mapping[str, torch.Tensor]], results: str | Path) -> LossFn | None:
+    """The training loss of a level under `training.distill_*`: None without distillation; from the run's
+    own trained dense network (`dense_weights()`) at levels >= 1; from a sparse teacher at every level."""
+    training = config.training
+    if training.distill_weight == 0 or (level == 0 and training.distill_teacher == "dense"):
+        return None
+    if training.distill_teacher == "sparse":
+        teacher, _ = sparse_teacher(config, model, results)
+        return distillation_loss(teacher, training.distill_weight, training.distill_temperature)
+    return level_loss(training, model, dense_weights())
 
 
 class EarlyStopped(Exception):

@@ -14,6 +14,7 @@ from sddlab.data import DATASETS
 from sddlab.duration import Duration, DurationField
 from sddlab.errors import ConfigError
 from sddlab.models import MODELS
+from sddlab.selection import RULES
 
 
 def _neutral(default: Any, **kwargs: Any) -> Any:
@@ -104,9 +105,14 @@ class TrainingConfig(_Section):
     gamma: float = Field(0.1, gt=0)
     warmup: DurationField = Duration(0, "it")
     precision: Literal["fp32", "bf16"] = _neutral("fp32", description="bf16: autocast forward passes (any device)")
-    distill_weight: float = _neutral(0.0, ge=0.0, le=1.0, description="levels >= 1: weight of distillation from "
-                                     "the run's own trained dense (level-0) network; 0 = off")
+    distill_weight: float = _neutral(0.0, ge=0.0, le=1.0, description="weight of distillation from the teacher "
+                                     "that distill_teacher names; 0 = off")
     distill_temperature: float = _neutral(4.0, gt=0.0, description="softmax temperature of that distillation")
+    distill_teacher: Literal["dense", "sparse"] = _neutral(
+        "dense", description="dense: the run's own trained dense network, at levels >= 1; sparse: the level "
+        "distill_rule keeps from this config's run without distillation (run first), at every level")
+    distill_rule: str = _neutral("holdout-smoothed", description="the noisy-label selection rule "
+                                 "(sddlab.selection.RULES) that picks the sparse teacher's level")
     early_stop: Literal["none", "entropy"] = _neutral(
         "none", description="entropy: end a level's training once the entropy of the hidden units' on/off "
         "states stops changing (the rest of the schedule is skipped)")
@@ -119,6 +125,19 @@ class TrainingConfig(_Section):
         if duration.count <= 0:
             raise ValueError("a positive duration like '150ep' or '1000it'")
         return duration
+
+    @field_validator("distill_rule")
+    @classmethod
+    def _known_rule(cls, rule: str) -> str:
+        if rule not in RULES:
+            raise ValueError(f"one of {', '.join(RULES)}")
+        return rule
+
+    @model_validator(mode="after")
+    def _sparse_teacher_distils(self) -> TrainingConfig:
+        if self.distill_teacher == "sparse" and self.distill_weight == 0:
+            raise ConfigError("distill_teacher", self.distill_teacher, "dense unless distill_weight > 0")
+        return self
 
 
 class PruningConfig(_Section):
@@ -166,6 +185,15 @@ class Config(_Section):
     pruning: PruningConfig = PruningConfig()
     retraining: RetrainingConfig = RetrainingConfig()
     experiment: ExperimentConfig = ExperimentConfig()
+
+    @model_validator(mode="after")
+    def _teacher_rule_has_its_columns(self) -> Config:
+        rule = RULES[self.training.distill_rule]
+        if self.training.distill_teacher == "sparse" and "holdout_acc_noisy" in rule.needs and self.data.holdout == 0:
+            allowed = [name for name, other in RULES.items() if "holdout_acc_noisy" not in other.needs]
+            raise ConfigError("training.distill_rule", rule.name, f"one of {', '.join(allowed)} without a held-out "
+                              "split, or data.holdout > 0")
+        return self
 
     # -- identity -------------------------------------------------------------------------------
     def hash_payload(self) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Where the points of a sweep run: in this process, a local process pool, Ray, or SLURM through submitit.
 
 A task is a pure function of JSON configs -> run directories (`run_task`), so every engine maps the same
-function; none is home-made. Engines are optional extras; a missing one is a one-line `SddError`.
+function; none is home-made. Engines are optional extras; one that fails to import (missing, or broken
+in any other way) is a one-line `SddError` naming the extra and the reason, and `slurm` without SLURM is
+refused unless the sweep asks for submitit's local executor: nothing falls back silently.
 A task that fails (a worker killed, an exception) is reported with its reason; its run directory stays
 resumable, and the next sweep finishes only what is not done.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -22,11 +25,11 @@ import torch
 from sddlab.config import Config
 from sddlab.errors import SddError
 from sddlab.figures.export import write_run_figure
-from sddlab.lockstep import run_lockstep
-from sddlab.runs import run
+from sddlab.runs import run, run_lockstep
 
 EXECUTORS = ("inprocess", "process", "ray", "slurm")
 EXTRAS = {"ray": "ray", "submitit": "slurm"}
+CLUSTERS = (None, "slurm", "local", "debug")  # submitit's; None means SLURM here (no silent local fallback)
 
 
 @dataclass(frozen=True)
@@ -82,12 +85,40 @@ def _reason(error: BaseException) -> str:
 
 
 def engine(module: str) -> Any:
-    """Import an optional engine, or fail with one line naming the extra that installs it."""
+    """Import an optional engine, or fail with one line naming the extra that installs it and why it failed."""
+    extra = EXTRAS[module]
     try:
         return importlib.import_module(module)
-    except ImportError:
-        raise SddError(f"executor needs {module}, which is not installed: pip install 'sddlab[{EXTRAS[module]}]'") \
+    except ModuleNotFoundError as error:
+        if error.name != module:  # the engine is there but something it needs is not
+            raise SddError(f"executor={extra!r} needs {module}, which failed to import ({_reason(error)}): "
+                           f"pip install 'sddlab[{extra}]' again") from None
+        raise SddError(f"executor={extra!r} needs {module}, which is not installed: pip install 'sddlab[{extra}]'") \
             from None
+    except Exception as error:  # a broken install raises anything: name it rather than show a traceback
+        raise SddError(f"executor={extra!r} needs {module}, which failed to import ({_reason(error)}): "
+                       f"pip install 'sddlab[{extra}]' again") from None
+
+
+def preflight(kind: str, options: dict[str, Any], results: Path) -> None:
+    """Before anything starts: the engine imports, `slurm` finds SLURM (`sbatch` on PATH) unless the sweep
+    asks for submitit's `local` or `debug` cluster, and submitit's folder lies inside the results folder."""
+    if kind == "ray":
+        engine("ray")
+    if kind != "slurm":
+        return
+    engine("submitit")
+    cluster = options.get("cluster")
+    if cluster not in CLUSTERS:
+        raise SddError(f"executor.slurm.cluster={cluster!r} is not allowed: slurm (the default), local or debug")
+    if cluster in (None, "slurm") and shutil.which("sbatch") is None:
+        raise SddError("executor='slurm' needs SLURM, but `sbatch` is not on PATH: run the sweep on a SLURM login "
+                       "node, or run its jobs on this machine with cluster = \"local\" under [executor.slurm] in "
+                       "the sweep file")
+    folder = Path(results) / str(options.get("folder", ".submitit"))
+    if not os.path.normpath(folder.absolute()).startswith(os.path.normpath(Path(results).absolute()) + os.sep):
+        raise SddError(f"executor.slurm.folder={options['folder']!r} is not allowed: a folder inside the results "
+                       f"folder {results} (relative to it), where the jobs' logs go")
 
 
 def in_process(tasks: Sequence[Task], where: Where, options: dict[str, Any]) -> list[Outcome]:
@@ -155,12 +186,13 @@ def ray_cluster(tasks: Sequence[Task], where: Where, options: dict[str, Any]) ->
 
 
 def slurm(tasks: Sequence[Task], where: Where, options: dict[str, Any]) -> list[Outcome]:
-    """submitit jobs (one array): `cluster` slurm, local or debug (None: SLURM when it is there, else local);
-    other options are submitit's parameters (`slurm_partition`, `timeout_min`, `gpus_per_node`, ...)."""
+    """submitit jobs (one array): `cluster` slurm (the default), local or debug; `folder` (their logs) is
+    relative to the results folder; other options are submitit's parameters (`slurm_partition`,
+    `timeout_min`, `gpus_per_node`, ...)."""
     submitit = engine("submitit")
     params = dict(options)
-    folder = Path(params.pop("folder", None) or Path(where.results) / ".submitit")
-    executor = submitit.AutoExecutor(folder=folder, cluster=params.pop("cluster", None))
+    folder = Path(where.results) / str(params.pop("folder", ".submitit"))
+    executor = submitit.AutoExecutor(folder=folder, cluster=params.pop("cluster", None) or "slurm")
     params.setdefault("timeout_min", 24 * 60)
     executor.update_parameters(**params)
     threaded = Where(where.results, where.data_dir, where.device, int(params.get("cpus_per_task", 1)))
@@ -184,8 +216,5 @@ def execute(kind: str, tasks: Sequence[Task], where: Where, options: dict[str, A
     """Run the tasks on the executor `kind`; one outcome per task, in order."""
     if kind not in MAPPERS:
         raise SddError(f"executor={kind!r} is not allowed: one of {', '.join(EXECUTORS)}")
-    if kind == "ray":
-        engine("ray")
-    if kind == "slurm":
-        engine("submitit")
+    preflight(kind, dict(options or {}), Path(where.results))
     return MAPPERS[kind](list(tasks), where, dict(options or {})) if tasks else []

@@ -14,22 +14,19 @@ import torch
 from torch import nn
 
 from sddlab import pruning
-from sddlab.antidotes import PROBE_SIZE, EarlyStopped, EntropyStop, LossFn, activation_entropy, level_loss
-from sddlab.divergence import Diverged, check_epoch, diverged_record, stop_if_diverged
-from sddlab.events import EpochEnded, LevelFinished, LevelStarted, Listener, RunFinished, RunStarted
-from sddlab.metrics import evaluate, example_labels, learning_distance, measure_with_predictions
+from sddlab.antidotes import EarlyStopped, EntropyStop, LossFn, distillation_for
+from sddlab.divergence import Diverged, diverged_record, stop_if_diverged
+from sddlab.epoch_end import Checkpoints, RunEpochEnd
+from sddlab.events import LevelFinished, LevelStarted, Listener, RunFinished, RunStarted
+from sddlab.metrics import example_labels, learning_distance, measure_with_predictions
 from sddlab.models import build_model
 from sddlab.preparation import Setup, level_span
 from sddlab.resume import restore_partial, save_partial
 from sddlab.seeds import stream_seed, torch_stream
-from sddlab.store import RunStore
+from sddlab.store import RunStore, partial_checkpoint
 from sddlab.training import EpochStats, Span, make_optimizer, train
 
 Weights = dict[str, torch.Tensor]
-
-
-class StopRequested(Exception):
-    """Raised at an epoch boundary when the caller asked to stop; progress was checkpointed first."""
 
 
 def replay_stored(store: RunStore, listener: Listener, epochs_per_level: list[int]) -> int:
@@ -110,34 +107,22 @@ class Experiment:
 
         Returns the iterations trained when entropy early stopping ended the span early, else None."""
         optimizer = make_optimizer(self.model, span.training)
-        partial, began_at = f"partial-{span.stream}", span.start
+        partial, began_at = partial_checkpoint(span.stream), span.start
         stopper = EntropyStop(span.training) if span.training.early_stop == "entropy" else None
         if self.store.has_checkpoint(partial):
             span = span.resumed_at(restore_partial(self.store, partial, self.model, optimizer, self.device))
             if stopper is not None:
                 stopper.history = json.loads(self.store.checkpoint_metadata(partial).get("notes", "[]"))
-        last_checkpoint = time.monotonic()
+        run_end = self.epoch_end(level, stopper)
+
+        def save(iteration: int) -> None:
+            notes = None if stopper is None else json.dumps(stopper.history)
+            save_partial(self.store, partial, self.model, optimizer, iteration, notes)
+
+        checkpoints = Checkpoints(self.should_stop, self.checkpoint_every, save)
 
         def at_epoch_end(stats: EpochStats) -> None:
-            nonlocal last_checkpoint
-            if self.epoch_metrics:  # evaluation touches no RNG and no BN statistics: results unchanged
-                data = self.setup.data
-                test = evaluate(self.model, data.x_test, data.y_test, transform=data.spec.eval_transform,
-                                runtime=self.setup.runtime)
-                stats = dataclasses.replace(stats, test_acc=test.acc)
-            self.listener(EpochEnded(level, stats))
-            check_epoch(level, stats, self.model, self.setup.data, self.config)  # raises Diverged
-            if stopper is not None and not stats.finished and stopper.update(self._probe_entropy()):
-                raise EarlyStopped(stats.iteration)
-            stop = self.should_stop is not None and self.should_stop()
-            if stats.finished:  # nothing left to stop or to resume
-                return
-            if stop or time.monotonic() - last_checkpoint > self.checkpoint_every:
-                save_partial(self.store, partial, self.model, optimizer, stats.iteration,
-                             None if stopper is None else json.dumps(stopper.history))
-                last_checkpoint = time.monotonic()
-            if stop:
-                raise StopRequested(f"stopped at iteration {stats.iteration}")
+            checkpoints(run_end(stats))
 
         try:
             train(self.model, mask, self.setup.data, span, optimizer, self.setup.runtime, at_epoch_end,
@@ -146,17 +131,13 @@ class Experiment:
             return stopped.iteration - began_at
         return None
 
-    def _probe_entropy(self) -> float:
-        """The hidden units' on/off entropy over the first training examples, as evaluation sees them."""
-        data = self.setup.data
-        probe = self.setup.runtime.prepare_inputs(data.spec.eval_transform(data.x_train[:PROBE_SIZE]))
-        return activation_entropy(self.model, probe)
+    def epoch_end(self, level: int, stopper: EntropyStop | None = None) -> RunEpochEnd:
+        """This run's part of the epoch-end policy (`sddlab.epoch_end`) for a span of `level`."""
+        return RunEpochEnd(level, self.model, self.setup, self.listener, self.epoch_metrics, stopper)
 
     def _loss(self, level: int) -> LossFn | None:
-        """Distillation from this run's trained dense network at levels >= 1 (`training.distill_weight`)."""
-        if level == 0 or self.config.training.distill_weight == 0:
-            return None
-        return level_loss(self.config.training, self.model, self._state_after(0)[1])
+        """Distillation (`training.distill_*`): from this run's trained dense network, or a sparse teacher."""
+        return distillation_for(self.config, self.model, level, lambda: self._state_after(0)[1], self.store.dir.parent)
 
     # -- the levels -------------------------------------------------------------------------------
     def _next_mask(self, level: int, mask: pruning.Mask, previous: Weights) -> pruning.Mask:
@@ -225,13 +206,13 @@ class Experiment:
         levels = self.config.experiment.levels + 1
         replay_stored(self.store, self.listener, [level_span(self.setup, lv).epochs for lv in range(levels)])
         stop_if_diverged(self.store.records())
-        if not (self.store.dir / "examples.safetensors").exists():
+        if not self.store.has_examples():
             self.store.save_examples(example_labels(self.setup.data))
         init = self._init_state()
         return init, self._rewind_state(init)
 
     def end(self) -> Path:
-        self.store.remove_checkpoint("partial-pretrain")
+        self.store.remove_checkpoint(partial_checkpoint("pretrain"))
         self.store.update_meta(finished=True)
         self.listener(RunFinished(self.store.dir))
         return self.store.dir
@@ -242,12 +223,17 @@ class Experiment:
         try:
             start.iterations = self._train_span(level, start.mask, start.span)
         except Diverged as error:  # recorded with its reason (no checkpoint), then the run stops
-            record = diverged_record(level, start.mask, self.setup.ignored_weights, error)
-            self.store.save_level(level, record)
-            self.store.remove_checkpoint(f"partial-{start.span.stream}")
-            self.listener(LevelFinished(record))
+            self.record_diverged(start, error)
             raise
         self.finish_level(start)
+
+    def record_diverged(self, start: LevelStart, error: Diverged) -> None:
+        """Store a diverged level: its sparsity and reason, no measurements and no checkpoint (lockstep
+        groups call this for a seed that diverged, then go on without it)."""
+        record = diverged_record(start.level, start.mask, self.setup.ignored_weights, error)
+        self.store.save_level(start.level, record)
+        self.store.remove_checkpoint(partial_checkpoint(start.span.stream))
+        self.listener(LevelFinished(record))
 
     def start_level(self, level: int, init: Weights, rewind: Weights) -> LevelStart:
         """Prune and reset: the level's mask, start weights (in the model unless a partial checkpoint waits)
@@ -260,7 +246,7 @@ class Experiment:
         self.listener(LevelStarted(level, pruning.sparsity(mask), pruning.remaining(mask)))
         start_state = self._start_state(level, init, rewind, previous)
         span = level_span(self.setup, level)
-        if not self.store.has_checkpoint(f"partial-{span.stream}"):
+        if not self.store.has_checkpoint(partial_checkpoint(span.stream)):
             self.model.load_state_dict(start_state)
         return LevelStart(level, mask, start_state, span, init, rewind, began)
 
@@ -274,7 +260,7 @@ class Experiment:
         self.store.save_level_state(level, mask, final)
         self.store.save_predictions(level, predictions)
         self.store.save_level(level, record)
-        self.store.remove_checkpoint(f"partial-{span.stream}")
+        self.store.remove_checkpoint(partial_checkpoint(span.stream))
         self._last = (level, mask, final)
         self.listener(LevelFinished(record))
 

@@ -5,9 +5,11 @@ same folder, is flushed to disk, then renamed over the target, so a reader sees 
 new one and never half of one. Nothing is ever unpickled from disk.
 
 A write that fails (full disk, file-size limit, unwritable folder) raises a one-line `WriteFailed`
-and leaves the previous file in place. Test-only switch: `SDDLAB_TEST_KILL_AT_WRITE=N` makes the
-process SIGKILL itself inside its N-th atomic write (temporary file written, target not yet replaced),
-so tests can crash a run at any write.
+and leaves the previous file in place. Reading never follows a symbolic link, never opens a FIFO or a
+folder where a file should be, and refuses a file larger than its kind may be before allocating for it
+(`UnreadableFile`), so the cost of a read follows the file's real size, never a size it claims.
+Test-only switch: `SDDLAB_TEST_KILL_AT_WRITE=N` makes the process SIGKILL itself inside its N-th atomic
+write (temporary file written, target not yet replaced), so tests can crash a run at any write.
 """
 
 from __future__ import annotations
@@ -17,24 +19,68 @@ import json
 import math
 import os
 import signal
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
 from sddlab.errors import SddError
 
 KILL_AT_WRITE = "SDDLAB_TEST_KILL_AT_WRITE"  # test-only: SIGKILL inside the N-th atomic write
+MAX_JSON_BYTES = 16 << 20  # JSON sddlab writes is kB (records, meta) to a few MB (analysis tables)
+MAX_HEADER_BYTES = 16 << 20  # a safetensors header of a few hundred tensors is tens of kB
 _writes = 0
 
 
 class WriteFailed(SddError, OSError):
     """A file could not be written (disk full, size limit, permissions); the previous file is intact."""
+
+
+class UnreadableFile(SddError, OSError):
+    """A file that is a link, a FIFO or a folder, or larger than its kind may be: refused before reading."""
+
+
+def file_kind(mode: int) -> str:
+    """'file', 'folder', 'link', 'FIFO' or 'special file': what an `lstat` mode is, in words."""
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    if stat.S_ISLNK(mode):
+        return "link"
+    return "FIFO" if stat.S_ISFIFO(mode) else "special file"
+
+
+def open_regular(path: str | Path, limit: int | None = None) -> tuple[int, int]:
+    """(descriptor, size) of a regular file opened without following a link or blocking on a FIFO;
+    `UnreadableFile` when it is anything else, or larger than `limit` bytes. The caller closes it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        kind = "a symbolic link (not followed)" if os.path.islink(path) else error.strerror or str(error)
+        raise UnreadableFile(f"{path} cannot be read: {kind}") from None
+    info = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = f"a {file_kind(info.st_mode)} where a file should be"
+    elif limit is not None and info.st_size > limit:
+        problem = f"{info.st_size} bytes, more than the {limit} this kind of file may hold"
+    if problem:
+        os.close(fd)
+        raise UnreadableFile(f"{path} cannot be read: {problem}")
+    return fd, info.st_size
+
+
+def read_regular(path: str | Path, limit: int | None = None) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes (see `open_regular`)."""
+    fd, size = open_regular(path, limit)
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read(size)  # what the file held when opened, never more
 
 
 def _maybe_killed(path: Path) -> None:
@@ -49,7 +95,8 @@ def _maybe_killed(path: Path) -> None:
 def sha256_file(path: str | Path) -> str:
     """The sha256 hex digest of a file's bytes, read in 1 MiB blocks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    fd, _ = open_regular(path)
+    with os.fdopen(fd, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -115,8 +162,25 @@ def write_json(path: str | Path, obj: Any, indent: int = 2, before_rename: Calla
     return atomic_write_text(path, json.dumps(json_safe(obj), indent=indent, sort_keys=True) + "\n", before_rename)
 
 
-def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"a non-finite number ({name}), which sddlab never writes")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"a non-finite number ({text}), which sddlab never writes")
+    return value
+
+
+def parse_json(payload: bytes | str) -> Any:
+    """JSON as sddlab writes it: NaN, Infinity and overflowing numbers are refused (`ValueError`)."""
+    return json.loads(payload, parse_constant=_no_constant, parse_float=_finite)
+
+
+def read_json(path: str | Path, limit: int = MAX_JSON_BYTES) -> Any:
+    """A JSON file sddlab wrote: a regular file of at most `limit` bytes, holding only finite numbers."""
+    return parse_json(read_regular(path, limit))
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
@@ -144,11 +208,33 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor], metadata: d
 
 
 def load_tensors(path: str | Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    tensors = load_safetensors(Path(path).read_bytes())
+    """The tensors of a safetensors file (a regular file, read whole: memory follows its size on disk)."""
+    tensors = load_safetensors(read_regular(path))
     return {name: t.to(device) for name, t in tensors.items()}
 
 
+def read_header(path: str | Path) -> tuple[dict[str, Any], int, int]:
+    """(header, where the data starts, file size) of a safetensors file; the header's claimed length is
+    checked against the file's size and `MAX_HEADER_BYTES` before it is read (`ValueError` if it does not fit)."""
+    fd, size = open_regular(path)
+    with os.fdopen(fd, "rb") as handle:
+        head = handle.read(8)
+        if len(head) < 8:
+            raise ValueError(f"truncated ({size} bytes)")
+        length = int.from_bytes(head, "little")
+        if length > size - 8:
+            raise ValueError(f"truncated (header of {length} bytes in a file of {size})")
+        if length > MAX_HEADER_BYTES:
+            raise ValueError(f"a header of {length} bytes, more than the {MAX_HEADER_BYTES} allowed")
+        header = parse_json(handle.read(length))
+    if not isinstance(header, dict):
+        raise ValueError("a header that is not a JSON object")
+    return header, 8 + length, size
+
+
 def load_metadata(path: str | Path) -> dict[str, str]:
-    """The string metadata saved with a safetensors file."""
-    with safe_open(str(path), framework="pt") as handle:
-        return handle.metadata() or {}
+    """The string metadata saved with a safetensors file (its header only is read)."""
+    metadata = read_header(path)[0].get("__metadata__") or {}
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise ValueError("metadata that is not a map of strings")
+    return metadata

@@ -34,6 +34,7 @@ class Evaluation:
     loss: float  # mean cross-entropy
     acc: float
     predictions: torch.Tensor
+    confidence: torch.Tensor | None = None  # each example's top softmax probability (float64)
 
 
 def _merged_state(
@@ -72,7 +73,7 @@ def evaluate(
     weights = _merged_state(model, state, mask) if state is not None or mask is not None else None
     chunk = chunk or runtime.eval_chunk
     loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
-    predictions = []
+    predictions, confidence = [], []
     with eval_mode(model):
         for begin in range(0, len(y), chunk):
             inputs = x[begin : begin + chunk]
@@ -83,8 +84,10 @@ def evaluate(
             logits = logits.float()
             loss_sum += F.cross_entropy(logits, targets, reduction="sum").double()
             predictions.append(logits.argmax(1))
+            confidence.append(logits.double().softmax(1).amax(1))
     predicted = torch.cat(predictions)
-    return Evaluation(float(loss_sum) / len(y), float((predicted == y).double().mean()), predicted)
+    return Evaluation(float(loss_sum) / len(y), float((predicted == y).double().mean()), predicted,
+                      torch.cat(confidence))
 
 
 @torch.no_grad()
@@ -119,6 +122,15 @@ def level_metrics(
     return {"train_acc_clean": clean_acc, "memorized": memorized}
 
 
+def test_calibration(test: Evaluation, labels: torch.Tensor) -> dict[str, float]:
+    """ECE (15 equal-width bins), adaptive ECE (15 equal-mass bins) and mean confidence on the clean test
+    set; with `test_loss` (the test NLL) they say how well the level's confidence matches its accuracy."""
+    from sddlab.analyses.math.calibration import calibration_fields  # pure math; the package imports the runs
+
+    assert test.confidence is not None
+    return calibration_fields(test.confidence.cpu().numpy(), (test.predictions == labels).cpu().numpy())
+
+
 def measure(model: nn.Module, data: DeviceData, runtime: Runtime = Runtime(),
             augment: torch.Generator | None = None) -> dict[str, float]:
     """The accuracy part of a level record (see `measure_with_predictions`)."""
@@ -130,8 +142,9 @@ Predictions = dict[str, torch.Tensor]
 
 def measure_with_predictions(model: nn.Module, data: DeviceData, runtime: Runtime = Runtime(),
                              augment: torch.Generator | None = None) -> tuple[dict[str, float], Predictions]:
-    """A level's accuracies (test, noisy-label and clean-label train, memorised, held-out noisy) and the
-    per-example predicted classes behind them ("train", "test", and "holdout" with `data.holdout`).
+    """A level's accuracies (test, noisy-label and clean-label train, memorised, held-out noisy), its test
+    calibration (`test_calibration`) and the per-example predicted classes behind them ("train", "test",
+    and "holdout" with `data.holdout`).
 
     With `augment` (a generator on the data's device) the training images pass through the training
     augmentation drawn from it, in eval mode (the paper's code measures its augmented training stream);
@@ -145,7 +158,8 @@ def measure_with_predictions(model: nn.Module, data: DeviceData, runtime: Runtim
     train = evaluate(model, data.x_train, data.y_train, transform=train_transform, runtime=runtime)
     extra = level_metrics(train.predictions, data.y_train, data.y_train_clean, data.noisy)
     fields = {"test_acc": test.acc, "test_loss": test.loss, "train_acc_noisy": train.acc,
-              "train_acc_clean": extra["train_acc_clean"], "train_loss": train.loss, "memorized": extra["memorized"]}
+              "train_acc_clean": extra["train_acc_clean"], "train_loss": train.loss, "memorized": extra["memorized"],
+              **test_calibration(test, data.y_test)}
     predictions = {"train": train.predictions, "test": test.predictions}
     if data.x_holdout is not None:
         holdout = evaluate(model, data.x_holdout, data.y_holdout, transform=data.spec.eval_transform, runtime=runtime)

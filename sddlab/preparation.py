@@ -14,6 +14,7 @@ from sddlab.antidotes import check_entropy_model
 from sddlab.config import Config
 from sddlab.data.device import DeviceData, prepare_data
 from sddlab.errors import ConfigError
+from sddlab.limits import check_model_fits
 from sddlab.models import build_model, prunable_names
 from sddlab.models.build import resolve_ignored
 from sddlab.runtime import Runtime
@@ -38,6 +39,7 @@ class Setup:
 
 def prepare(config: Config, data_dir: str | Path | None = None, runtime: Runtime = Runtime()) -> Setup:
     """Validate what needs the data and the model (ignored layers, durations) and build both."""
+    check_model_fits(config, runtime.device)  # a model too large for the machine: one line, before any data loads
     seed = config.experiment.seed
     data = prepare_data(config.data, config.noise, seed, data_dir, runtime.device)
     model = build_model(config.model, data.spec.input_shape, data.num_classes, stream_seed(seed, "init"))
@@ -61,7 +63,7 @@ def prepare(config: Config, data_dir: str | Path | None = None, runtime: Runtime
         pruning.check_levels(config.experiment.levels, total_weights, cut.fraction, ignored_weights, cut.count)
     model.to(runtime.device)
     runtime = dataclasses.replace(runtime, amp=config.training.precision == "bf16")  # precision is the config's
-    # channels-last pays for conv nets (20-30 % per step on the CPU too); other models keep NCHW inputs
+    # channels-last inputs for conv nets (the layout their fast kernels want, on the CPU too); others keep NCHW
     runtime = dataclasses.replace(
         runtime, channels_last=runtime.channels_last and any(isinstance(m, nn.Conv2d) for m in model.modules()))
     if runtime.channels_last:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+from torch import nn
 
 from sddlab.errors import ConfigError
 
@@ -29,17 +33,26 @@ class Runtime:
     compile: bool = False  # torch.compile the model (in place, state keys unchanged)
     deterministic: bool = False  # CUDA: deterministic kernels, no cudnn autotuning
     eval_batch: int | None = None  # None: 1024 on the CPU (cache-friendly), 8192 on CUDA
+    threads: int | None = None  # CPU intra-op threads; None: chosen per workload and load (`ThreadChoice`)
 
-    def configure_backends(self) -> None:
-        """Process-wide switches: cudnn autotuning (or determinism) on CUDA, flushed denormals on CPU."""
+    def configure_backends(self, flop: float | None = None) -> ThreadChoice | None:
+        """Process-wide switches: cudnn autotuning (or determinism) on CUDA, flushed denormals and the intra-op
+        threads on CPU. `flop` is the workload (`step_flop`; None: unknown, treated as large). Returns the
+        automatic thread choice, a run listener that re-chooses as the load moves (None when fixed or CUDA)."""
         if self.is_cuda:
             torch.backends.cudnn.benchmark = not self.deterministic
             torch.backends.cudnn.deterministic = self.deterministic
             torch.use_deterministic_algorithms(self.deterministic, warn_only=True)
             torch.backends.cuda.matmul.allow_tf32 = not self.deterministic
             torch.backends.cudnn.allow_tf32 = not self.deterministic
-        else:
-            torch.set_flush_denormal(True)  # denormals made late, very sparse levels 2-3x slower on CPU
+            return None
+        torch.set_flush_denormal(True)  # denormals (tiny weights of late, very sparse levels) are slow on CPUs
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+            return None
+        choice = ThreadChoice(flop)
+        choice.choose()
+        return choice
 
     def prepare_inputs(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last and x.dim() == 4:
@@ -59,3 +72,88 @@ class Runtime:
         if self.amp:
             return torch.autocast(torch.device(self.device).type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+
+SMALL_STEP_FLOP = 8e6  # below this a step's ops are too small for a second thread to repay its barriers
+RECHOOSE_S = 5.0  # a run re-chooses its threads at most this often (at its events: epoch and level ends)
+_GIVEN: dict[str, int] = {}  # the threads this process was given, and the count last chosen here
+
+
+def step_flop(model: nn.Module, batch: int) -> float:
+    """A lower bound on one training step's matrix work: 6 x batch x weights of the linear and conv layers."""
+    kinds = (nn.Linear, nn.Conv1d, nn.Conv2d)
+    return 6.0 * batch * sum(m.weight.numel() for m in model.modules() if isinstance(m, kinds))
+
+
+def _ceiling() -> int:
+    """The threads this process was given (torch.set_num_threads, OMP_NUM_THREADS, a pool's share): a
+    count set by anyone but `ThreadChoice` becomes the new ceiling; the choice never goes above it."""
+    now = torch.get_num_threads()
+    if _GIVEN.get("chosen") != now:
+        _GIVEN["given"] = now
+    return _GIVEN["given"]
+
+
+def _cpu_seconds() -> tuple[float, float, float | None]:
+    """(wall, this process's CPU seconds, every core's busy seconds or None without psutil)."""
+    try:
+        import psutil
+    except ImportError:
+        return time.monotonic(), time.process_time(), None
+    times = psutil.cpu_times()
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return time.monotonic(), time.process_time(), sum(times) - idle
+
+
+def cores_busy_elsewhere(before: tuple[float, float, float | None], after: tuple[float, float, float | None]) -> float:
+    """Cores other processes kept busy between two `_cpu_seconds` samples (without psutil: the load
+    average less this process's own use)."""
+    wall = max(after[0] - before[0], 1e-6)
+    own = (after[1] - before[1]) / wall
+    if before[2] is None or after[2] is None:
+        return max(0.0, os.getloadavg()[0] - own) if hasattr(os, "getloadavg") else 0.0
+    return max(0.0, (after[2] - before[2]) / wall - own)
+
+
+class ThreadChoice:
+    """Intra-op threads for one workload: one for small steps, else the cores other processes leave free.
+
+    Measured on a 2-core CPU (`digits`, levels 0-1): two threads 8.5 s idle but 4.9x slower beside one busy
+    process (each op's barrier waits for the thread that shares a core); one thread 9.4 s idle and 1.02x
+    beside it. So the count follows the load: the cores not kept busy by others, rounded, at least one and
+    at most the ceiling this process was given. As a run listener it re-chooses at epoch and level ends,
+    at most every `RECHOOSE_S` seconds, from the load since its previous choice; call it from the thread
+    that trains (OpenMP's thread count is per calling thread).
+    """
+
+    def __init__(self, flop: float | None = None, sample_s: float = 0.1):
+        self.flop, self.sample_s = flop, sample_s
+        self.threads = torch.get_num_threads()
+        self._last: tuple[float, float, float | None] | None = None
+
+    def choose(self, now: tuple[float, float, float | None] | None = None) -> int:
+        """Set and return the thread count for the load since the previous choice (first: a short sample)."""
+        ceiling = _ceiling()
+        if ceiling == 1 or (self.flop is not None and self.flop < SMALL_STEP_FLOP):
+            threads = 1
+        else:
+            if self._last is None:
+                self._last = _cpu_seconds()
+                time.sleep(self.sample_s)
+                now = None
+            now = now or _cpu_seconds()
+            free = (os.cpu_count() or 1) - cores_busy_elsewhere(self._last, now)
+            self._last = now
+            threads = max(1, min(ceiling, int(free + 0.5)))
+        if threads != torch.get_num_threads():
+            torch.set_num_threads(threads)
+        self.threads = _GIVEN["chosen"] = threads
+        return threads
+
+    def __call__(self, event: Any) -> None:
+        """A run listener: re-choose at any event (a run emits them between steps: epoch and level ends)
+        once `RECHOOSE_S` have passed."""
+        if self._last is not None:
+            now = _cpu_seconds()
+            if now[0] - self._last[0] >= RECHOOSE_S:
+                self.choose(now)

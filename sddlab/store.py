@@ -1,7 +1,9 @@
 """Run directories: atomic writes, safetensors checkpoints, per-level records, a results index.
 
-Every file written here has its checksum recorded in the run's manifest (`sddlab.integrity`);
-reading a level table checks the records first, and `repair` moves damaged files aside under the lock.
+Every file written here has its checksum recorded in the run's manifest (`sddlab.integrity`).
+Opening a run directory checks it once (`sddlab.integrity.inspect`) and the store acts on what that one
+pass found: a writer moves damaged files aside under the lock, a reader gets the intact records and a
+one-line warning about anything `sddlab verify` would not pass.
 """
 
 from __future__ import annotations
@@ -23,22 +25,21 @@ from filelock import FileLock, Timeout
 from sddlab.config import Config
 from sddlab.errors import ConfigError, SddError
 from sddlab.integrity import (
+    RECORD_LIMIT,
     Damage,
     DamagedRun,
+    Inspection,
     Manifest,
     check_files,
-    check_run,
     describe,
-    inside,
+    inspect,
     move_aside,
-    record_files,
 )
 from sddlab.io import (
     atomic_write_text,
     load_metadata,
     load_tensors,
     read_json,
-    read_rows,
     save_tensors,
     write_json,
     write_parquet,
@@ -48,6 +49,12 @@ CONFIG_FILE = "config.json"
 META_FILE = "meta.json"
 TABLE_CSV = "levels.csv"
 TABLE_PARQUET = "levels.parquet"
+EXAMPLES_FILE = "examples.safetensors"  # the run's per-example labels, written once
+
+
+def partial_checkpoint(stream: str) -> str:
+    """The checkpoint name of a span's mid-level state (model and optimizer), by the span's stream."""
+    return f"partial-{stream}"
 
 
 def check_writable(results: Path) -> None:
@@ -61,16 +68,25 @@ def check_writable(results: Path) -> None:
 
 
 class _RunLock(FileLock):
-    """The run directory's file lock; entered while another process holds it, it says so, then waits."""
+    """A folder's file lock; entered while another process holds it, it says so, then waits."""
+
+    why = "another process is writing it"
 
     def __enter__(self) -> _RunLock:
         try:
             self.acquire(timeout=0)
         except Timeout:
-            print(f"sddlab: {Path(self.lock_file).parent} is busy (another process is writing it); waiting for "
-                  "it to finish", file=sys.stderr, flush=True)
+            print(f"sddlab: {Path(self.lock_file).parent} is busy ({self.why}); waiting for it to finish",
+                  file=sys.stderr, flush=True)
             self.acquire()
         return self
+
+
+def folder_lock(folder: Path, why: str, timeout: float = -1) -> FileLock:
+    """One writer per folder (a run directory, a sweep's report): a second one says it is busy, then waits."""
+    lock = _RunLock(str(Path(folder) / ".lock"), timeout=timeout)
+    lock.why = why
+    return lock
 
 
 class RunStore:
@@ -78,7 +94,7 @@ class RunStore:
 
     def __init__(self, run_dir: Path):
         self.dir = Path(run_dir)
-        if not (self.dir / CONFIG_FILE).exists():
+        if not os.path.lexists(self.dir / CONFIG_FILE):
             raise SddError(f"{self.dir} is not a run directory (no {CONFIG_FILE})")
         self.manifest = Manifest(self.dir)
 
@@ -86,20 +102,21 @@ class RunStore:
         """The hook that records a file's checksum in the manifest just before the file replaces the old one."""
         return lambda digest: self.manifest.expect(name, digest)
 
-    def _inside(self, path: Path) -> Path:
-        """`path`, refused when it (or a link on the way) leads out of the run directory."""
-        if not inside(self.dir, path):
-            raise DamagedRun(f"{path} leads out of the run directory {self.dir} (a link or '..'): refusing "
-                             "to read it; remove the link")
-        return path
+    def _intact(self, relative: str) -> Path:
+        """The file's path once its kind (no link), checksum and structure verify; else a one-line `DamagedRun`."""
+        damages = check_files(self.dir, [relative])
+        if damages:
+            raise DamagedRun(describe(self.dir, damages))
+        return self.dir / relative
 
-    # -- creation -------------------------------------------------------------------------------
+    # -- opening --------------------------------------------------------------------------------
     @classmethod
     def open_or_create(cls, results: Path, config: Config, meta: dict[str, Any]) -> RunStore:
-        """The run directory of `config`, created atomically (config + meta in place before it appears)."""
+        """The run directory of `config`, created atomically (config + meta in place before it appears), then
+        checked once under its lock and repaired: what that pass found damaged is moved aside."""
         results = Path(results)
         run_dir = results / config.run_name()
-        if not (run_dir / CONFIG_FILE).exists():
+        if not os.path.lexists(run_dir / CONFIG_FILE):
             results.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=results, prefix=f".{run_dir.name}."))
             try:
@@ -112,78 +129,78 @@ class RunStore:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         store = cls(run_dir)
-        store._replace_damaged_head(config, meta)
-        stored = store.config()
-        if stored.short_hash() != config.short_hash():
-            raise SddError(f"{run_dir} holds a different config (hash {stored.short_hash()})")
+        with store.lock():
+            store._act(inspect(store.dir), config, meta)
         return store
 
-    def _damaged_head(self) -> list[Damage]:
-        """A damaged meta.json, or a config.json that is no valid config (a valid other one is refused later)."""
-        damaged = [d for d in check_run(self.dir) if d.path == META_FILE]
-        try:
-            self.config()
-        except DamagedRun as error:
-            damaged.append(Damage(CONFIG_FILE, str(error)))
-        return damaged
-
-    def _replace_damaged_head(self, config: Config, meta: dict[str, Any]) -> None:
-        """Move a damaged config.json / meta.json aside and write them again from what the caller knows."""
-        if self._damaged_head():
-            with self.lock():
-                damaged = self._damaged_head()
-                if damaged:
-                    self._move_aside(damaged)
-                    if not (self.dir / CONFIG_FILE).exists():
-                        atomic_write_text(self.dir / CONFIG_FILE, config.to_json() + "\n", self._checked(CONFIG_FILE))
-                    if not (self.dir / META_FILE).exists():
-                        write_json(self.dir / META_FILE, meta, before_rename=self._checked(META_FILE))
+    def read(self) -> Inspection:
+        """A reader's one pass (every file, the large checkpoints by structure only): the intact config and
+        records, and `warning()` for a run `sddlab verify` would not pass; a damaged record is a one-line
+        `DamagedRun` (its level table cannot be shown honestly)."""
+        report = inspect(self.dir, "quick")
+        if report.record_damages():
+            raise DamagedRun(describe(self.dir, report.record_damages()))
+        return report
 
     def lock(self, timeout: float = -1) -> FileLock:
         """One writer per run directory; a second process says the run is busy, then waits here."""
-        return _RunLock(str(self.dir / ".lock"), timeout=timeout)
+        return folder_lock(self.dir, "another process is writing it", timeout)
 
-    # -- integrity ------------------------------------------------------------------------------
-    def _move_aside(self, damages: list[Damage]) -> None:
-        folder, moved = move_aside(self.dir, damages)
+    # -- acting on what the check found -----------------------------------------------------------
+    def repair(self) -> list[Damage]:
+        """Under the lock: one full check, then what it found acted on (see `_act`); returns what was damaged
+        or missing. The levels whose record went are recomputed by the next run."""
+        report = inspect(self.dir)
+        self._act(report)
+        return report.damages
+
+    def _act(self, report: Inspection, config: Config | None = None, meta: dict[str, Any] | None = None) -> None:
+        """Refuse a directory holding another config; drop stale temporary files; move damaged files aside
+        (never deleting) and write config.json and meta.json again from what the caller knows."""
+        stored = report.config
+        if config is not None and stored is not None and stored.short_hash() != config.short_hash():
+            raise SddError(f"{self.dir} holds a different config (hash {stored.short_hash()})")
+        for root, _, files in os.walk(self.dir):
+            for name in files:
+                if name.startswith(".") and name.endswith(".tmp") and os.path.isfile(Path(root) / name):
+                    (Path(root) / name).unlink()
+        if not report.damages:
+            return
+        head = config or (stored if report.config_matches else None)
+        if head is None and any(d.path == CONFIG_FILE for d in report.damages):
+            raise DamagedRun(describe(self.dir, [d for d in report.damages if d.path == CONFIG_FILE]))
+        folder, moved = move_aside(self.dir, report.damages)
         for name in moved:
             print(f"sddlab: moved damaged {name} to {folder}/ (it will be recomputed)", file=sys.stderr, flush=True)
-
-    def repair(self) -> list[Damage]:
-        """Under the lock: move damaged files aside (never deleting) and drop stale temporary files;
-        returns what was damaged. The levels whose record went are recomputed by the next run."""
-        for stale in self.dir.rglob(".*.tmp"):
-            if stale.is_file() and not stale.is_symlink():
-                stale.unlink()
-        damages = check_run(self.dir)
-        if any(d.path == CONFIG_FILE for d in damages):  # valid and of this config's hash (open_or_create)
-            atomic_write_text(self.dir / CONFIG_FILE, self.config().to_json() + "\n", self._checked(CONFIG_FILE))
-        damages = [d for d in damages if d.path != CONFIG_FILE]
-        if damages:
-            self._move_aside(damages)
-            self.write_tables()
-        return damages
+        for damage in (d for d in report.damages if d.missing):
+            print(f"sddlab: {damage.path} is missing ({damage.reason}); it will be recomputed", file=sys.stderr,
+                  flush=True)
+        if not os.path.lexists(self.dir / CONFIG_FILE):
+            atomic_write_text(self.dir / CONFIG_FILE, head.to_json() + "\n", self._checked(CONFIG_FILE))
+        if meta is not None and not os.path.lexists(self.dir / META_FILE):
+            write_json(self.dir / META_FILE, meta, before_rename=self._checked(META_FILE))
+        self.write_tables()
 
     # -- config and meta ------------------------------------------------------------------------
     def config(self) -> Config:
-        """The stored config; a config.json that is not a valid config is a one-line error naming it."""
-        path = self._inside(self.dir / CONFIG_FILE)
+        """The stored config; a config.json that is not a valid config (or not a file) is a one-line error."""
+        path = self.dir / CONFIG_FILE
         try:
-            return Config.from_json(path.read_text())
-        except (ValueError, TypeError, UnicodeDecodeError) as error:
+            return Config(**read_json(path, RECORD_LIMIT))
+        except (ValueError, TypeError, UnicodeDecodeError, OSError) as error:
             raise DamagedRun(f"{path} is not a valid sddlab config ({str(error).splitlines()[0]}); "
                              "restore it or remove the run directory") from None
 
     def meta(self) -> dict[str, Any]:
-        path = self._inside(self.dir / META_FILE)
-        if not path.exists():
+        path = self.dir / META_FILE
+        if not os.path.lexists(path):
             return {}
         try:
-            meta = read_json(path)
-        except (ValueError, UnicodeDecodeError):
+            meta = read_json(path, RECORD_LIMIT)
+        except (ValueError, UnicodeDecodeError, OSError):
             meta = None
         if not isinstance(meta, dict):
-            raise DamagedRun(describe(self.dir, [Damage(META_FILE, "not a JSON object")]))
+            raise DamagedRun(describe(self.dir, [Damage(META_FILE, "not a readable JSON object")]))
         return meta
 
     def update_meta(self, **values: Any) -> None:
@@ -199,19 +216,11 @@ class RunStore:
     def save_checkpoint(self, name: str, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None):
         save_tensors(self.checkpoint_path(name), tensors, metadata, self._checked(f"checkpoints/{name}.safetensors"))
 
-    def _intact_checkpoint(self, name: str) -> Path:
-        """The checkpoint's path once its checksum and structure verify; else a one-line `DamagedRun`."""
-        path = self._inside(self.checkpoint_path(name))
-        damages = check_files(self.dir, [f"checkpoints/{name}.safetensors"])
-        if damages:
-            raise DamagedRun(describe(self.dir, damages))
-        return path
-
     def load_checkpoint(self, name: str, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-        return load_tensors(self._intact_checkpoint(name), device)
+        return load_tensors(self._intact(f"checkpoints/{name}.safetensors"), device)
 
     def checkpoint_metadata(self, name: str) -> dict[str, str]:
-        return load_metadata(self._intact_checkpoint(name))
+        return load_metadata(self._intact(f"checkpoints/{name}.safetensors"))
 
     def remove_checkpoint(self, name: str) -> None:
         self.manifest.forget([f"checkpoints/{name}.safetensors"])
@@ -244,7 +253,10 @@ class RunStore:
 
     def save_examples(self, labels: dict[str, torch.Tensor]) -> None:
         """The run's per-example labels (noisy, clean, which are noisy), once: what predictions are read against."""
-        self._save_small("examples.safetensors", labels)
+        self._save_small(EXAMPLES_FILE, labels)
+
+    def has_examples(self) -> bool:
+        return (self.dir / EXAMPLES_FILE).exists()
 
     def _save_small(self, relative: str, tensors: dict[str, torch.Tensor]) -> None:
         def small(t: torch.Tensor) -> bool:
@@ -252,20 +264,18 @@ class RunStore:
 
         compact = {name: (t.to(torch.uint8) if small(t) else t).detach().cpu().contiguous()
                    for name, t in tensors.items()}
-        save_tensors(self._inside(self.dir / relative), compact, None, self._checked(relative))
+        save_tensors(self.dir / relative, compact, None, self._checked(relative))
 
     def load_predictions(self, level: int) -> dict[str, torch.Tensor]:
         """A level's stored predictions as int64 tensors (a one-line `DamagedRun` when damaged)."""
         return self._load_small(f"levels/level_{level:02d}.predictions.safetensors")
 
     def load_examples(self) -> dict[str, torch.Tensor]:
-        return self._load_small("examples.safetensors")
+        return self._load_small(EXAMPLES_FILE)
 
     def _load_small(self, relative: str) -> dict[str, torch.Tensor]:
-        damages = check_files(self.dir, [relative])
-        if damages:
-            raise DamagedRun(describe(self.dir, damages))
-        return {name: t if t.dtype == torch.bool else t.long() for name, t in load_tensors(self.dir / relative).items()}
+        tensors = load_tensors(self._intact(relative))
+        return {name: t if t.dtype == torch.bool else t.long() for name, t in tensors.items()}
 
     # -- level records --------------------------------------------------------------------------
     def _record_path(self, level: int) -> Path:
@@ -282,11 +292,11 @@ class RunStore:
     def records(self) -> list[dict[str, Any]]:
         """Every finished level's record, by level; values JSON stores as null (undefined) read as NaN.
 
-        A damaged record (checksum, JSON, a link out of the directory) is a one-line `DamagedRun`."""
-        damages = check_run(self.dir, records_only=True)
-        if damages:
-            raise DamagedRun(describe(self.dir, damages))
-        return [row for path in record_files(self.dir).values() for row in read_rows(path)]
+        A damaged record (checksum, JSON, a link, not a file) is a one-line `DamagedRun`."""
+        report = inspect(self.dir, "records")
+        if report.record_damages():
+            raise DamagedRun(describe(self.dir, report.record_damages()))
+        return report.rows()
 
     def table(self) -> pd.DataFrame:
         """The level table of a finished or partial run, one row per finished level."""

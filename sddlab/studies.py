@@ -22,6 +22,8 @@ ANTIDOTES: dict[str, dict[str, Any]] = {
     "none": {},
     "weight-decay": {"training.weight_decay": 5e-4},
     "distillation": {"training.distill_weight": 0.5, "training.distill_temperature": 4.0},
+    "sparse-distillation": {"training.distill_weight": 0.5, "training.distill_temperature": 4.0,
+                            "training.distill_teacher": "sparse", "training.distill_rule": "holdout-smoothed"},
     "entropy-stop": {"training.early_stop": "entropy"},
 }
 

@@ -26,15 +26,18 @@ from sddlab import paths
 from sddlab.collect import index
 from sddlab.config import Config, parse_assignment
 from sddlab.errors import ConfigError, SddError
-from sddlab.executors import EXECUTORS, Outcome, Task, Where, execute
+from sddlab.executors import EXECUTORS, Outcome, Task, Where, execute, preflight
 from sddlab.figures.curve import comparison_figure, curve_figure
 from sddlab.io import atomic_write_text, write_html, write_json
+from sddlab.limits import check_count, check_model_fits, check_points, check_sweep_name
 from sddlab.lockstep import supports_lockstep
 from sddlab.presets import get_preset
 from sddlab.runs import is_finished, run_dir_of
+from sddlab.runtime import resolve_device
 from sddlab.store import check_writable
+from sddlab.sweep_report import report_lock
 
-FILE_KEYS = {"name", "preset", "config", "seeds", "set", "grid", "executor"}
+FILE_KEYS = {"name", "preset", "config", "seeds", "set", "grid", "executor", "max_points"}
 EXECUTOR_KEYS = {"kind", "lockstep", "workers", "threads", "ray", "slurm"}
 SUMMARY_COLUMNS = ("test_acc", "train_acc_noisy", "memorized", "learning_distance")
 
@@ -50,14 +53,19 @@ class SweepSpec:
     executor: str = "inprocess"
     lockstep: bool | None = None  # None: on in process (stacked seeds), off for pools and clusters
     options: dict[str, Any] = field(default_factory=dict)  # workers, threads, or the engine's own
+    max_points: int | None = None  # None: sddlab.limits.MAX_POINTS
 
     def __post_init__(self) -> None:
+        check_sweep_name("name", self.name)
         if self.executor not in EXECUTORS:
             raise ConfigError("executor", self.executor, ", ".join(EXECUTORS))
         if not self.seeds or len(set(self.seeds)) != len(self.seeds):
             raise ConfigError("seeds", list(self.seeds), "one or more distinct non-negative integers")
         if "experiment.seed" in self.grid:
             raise ConfigError("grid", "experiment.seed", "other fields; seeds are given by `seeds`")
+        for key in ("workers", "threads"):
+            check_count(f"executor.{key}", self.options.get(key))
+        check_points([len(values) for values in self.grid.values()], len(self.seeds), self.max_points)
         self.groups()  # every point validated before any work
 
     @property
@@ -65,13 +73,14 @@ class SweepSpec:
         return self.executor == "inprocess" if self.lockstep is None else self.lockstep
 
     def groups(self) -> list[list[Config]]:
-        """One list per grid point: that point's config for each seed (validated here)."""
-        keys = list(self.grid)
-        points = []
-        for values in itertools.product(*self.grid.values()):
-            config = self.base.with_overrides(dict(zip(keys, values, strict=True)))
-            points.append([config.with_overrides({"experiment.seed": int(seed)}) for seed in self.seeds])
-        return points
+        """One list per grid point: that point's config for each seed (validated once, then remembered)."""
+        if "_groups" not in self.__dict__:
+            keys, points = list(self.grid), []
+            for values in itertools.product(*self.grid.values()):
+                config = self.base.with_overrides(dict(zip(keys, values, strict=True)))
+                points.append([config.with_overrides({"experiment.seed": int(seed)}) for seed in self.seeds])
+            object.__setattr__(self, "_groups", points)  # frozen: the cache is not a field
+        return [list(group) for group in self.__dict__["_groups"]]
 
     def tasks(self, results: Path) -> list[Task]:
         """What is left: lockstep groups of a point's unfinished seeds when stacked, else single runs."""
@@ -87,7 +96,7 @@ class SweepSpec:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "base": json.loads(self.base.to_json()), "grid": self.grid,
                 "seeds": list(self.seeds), "executor": self.executor, "lockstep": self.stacked,
-                "options": self.options}
+                "options": self.options, "max_points": self.max_points}
 
 
 def _base_config(preset: str | None, config_file: str | Path | None, overrides: dict[str, Any]) -> Config:
@@ -102,13 +111,16 @@ def _base_config(preset: str | None, config_file: str | Path | None, overrides: 
 
 
 def _axis_values(key: str, values: Any) -> tuple[Any, ...]:
+    """A grid axis; the string "null" stands for None (a field's unset value), which TOML cannot write."""
     if not isinstance(values, list) or not values:
         raise ConfigError(f"grid.{key}", values, "a non-empty list of values")
-    return tuple(values)
+    return tuple(None if value == "null" else value for value in values)
 
 
-def load_sweep(path: str | Path, **executor_overrides: Any) -> SweepSpec:
-    """A sweep file (TOML): name, preset or config, seeds, [set], [grid], [executor] (+ [executor.ray/slurm])."""
+def load_sweep(path: str | Path, *, name: str | None = None, seeds: list[int] | None = None,
+               max_points: int | None = None, **executor_overrides: Any) -> SweepSpec:
+    """A sweep file (TOML): name, preset or config, seeds, max_points, [set], [grid], [executor] (+
+    [executor.ray/slurm]); `name`, `seeds`, `max_points` and the executor's settings given here win."""
     path = Path(path)
     if not path.is_file():
         raise SddError(f"sweep file={str(path)!r} is not allowed: an existing TOML file")
@@ -123,9 +135,9 @@ def load_sweep(path: str | Path, **executor_overrides: Any) -> SweepSpec:
         raise ConfigError(f"executor.{key}", runner[key], f"one of {', '.join(sorted(EXECUTOR_KEYS))}")
     runner.update({key: value for key, value in executor_overrides.items() if value is not None})
     return make_sweep(
-        data.get("name", path.stem), preset=data.get("preset"), config_file=data.get("config"),
+        name or data.get("name", path.stem), preset=data.get("preset"), config_file=data.get("config"),
         overrides=data.get("set", {}), grid={k: _axis_values(k, v) for k, v in data.get("grid", {}).items()},
-        seeds=data.get("seeds", [0]), **runner)
+        seeds=seeds or data.get("seeds", [0]), max_points=max_points or data.get("max_points"), **runner)
 
 
 def parse_grid(texts: list[str]) -> dict[str, tuple[Any, ...]]:
@@ -146,13 +158,15 @@ def parse_grid(texts: list[str]) -> dict[str, tuple[Any, ...]]:
 def make_sweep(name: str, *, preset: str | None = None, config_file: str | Path | None = None,
                overrides: dict[str, Any] | None = None, grid: dict[str, tuple[Any, ...]] | None = None,
                seeds: list[int] | tuple[int, ...] = (0,), kind: str = "inprocess", lockstep: bool | None = None,
-               **options: Any) -> SweepSpec:
-    """A validated sweep from its parts (what the file and the command line both give)."""
+               max_points: int | None = None, **options: Any) -> SweepSpec:
+    """A validated sweep from its parts (what the file and the command line both give); one of more than
+    `max_points` runs (default `sddlab.limits.MAX_POINTS`) is refused before a single point is built."""
     if not isinstance(seeds, (list, tuple)) or not all(isinstance(s, int) and s >= 0 for s in seeds):
         raise ConfigError("seeds", seeds, "a list of non-negative integers")
     base = _base_config(preset, config_file, overrides or {})  # with_overrides checks it is a dict
     engine_options = {**options.pop("ray", {}), **options.pop("slurm", {})}
-    return SweepSpec(name, base, dict(grid or {}), tuple(seeds), kind, lockstep, {**options, **engine_options})
+    return SweepSpec(name, base, dict(grid or {}), tuple(seeds), kind, lockstep, {**options, **engine_options},
+                     max_points)
 
 
 @dataclass
@@ -173,6 +187,8 @@ class SweepResult:
 
 def summarize(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """Mean, std and count over seeds per level for each group of `by` (the grid axes)."""
+    if "diverged" in table:  # a diverged level has no measurements: its seed is reported as failed instead
+        table = table[table["diverged"].isna()]
     if table.empty:
         return pd.DataFrame()
     keys = [*by, "level"]
@@ -198,24 +214,32 @@ def sweep_figure(table: pd.DataFrame, spec: SweepSpec) -> go.Figure:
 
 def run_sweep(spec: SweepSpec, results: str | Path | None = None, *, data_dir: str | Path | None = None,
               device: str = "auto") -> SweepResult:
-    """Run what is left of the sweep on its executor; write its report; failures are reported, not raised."""
+    """Run what is left of the sweep on its executor; write its report; failures are reported, not raised.
+
+    Before anything starts: the engine must import (and SLURM be there for `slurm`), and each model fit
+    this machine (local executors). One sweep writes a report at a time: a second one of the same name
+    says the report is busy, then waits."""
     results = paths.results_dir(results)
     check_writable(results)
-    tasks = spec.tasks(results)
-    where = Where(str(results), None if data_dir is None else str(data_dir), device)
-    outcomes: list[Outcome] = execute(spec.executor, tasks, where, spec.options)
-    failed = {}
-    for outcome in outcomes:
-        for config in (Config.from_json(text) for text in outcome.task.configs):
-            if outcome.error and not is_finished(config, results):
-                failed[config.run_name()] = outcome.error
-    dirs = [run_dir_of(config, results) for group in spec.groups() for config in group]
-    table = index([d for d in dirs if (d / "config.json").exists()])
-    summary = summarize(table, list(spec.grid))
-    directory = results / "sweeps" / spec.name
-    directory.mkdir(parents=True, exist_ok=True)
-    write_json(directory / "sweep.json", {**spec.to_dict(), "points": [d.name for d in dirs], "failed": failed})
-    atomic_write_text(directory / "summary.csv", summary.to_csv(index=False))
-    if not table.empty:
-        write_html(sweep_figure(table, spec), directory / "figure.html")
+    preflight(spec.executor, spec.options, results)
+    if spec.executor in ("inprocess", "process"):
+        models = {config.model: config for group in spec.groups() for config in group[:1]}
+        for config in models.values():
+            check_model_fits(config, resolve_device(device), len(spec.seeds) if spec.stacked else 1)
+    with report_lock(results, spec) as directory:
+        tasks = spec.tasks(results)
+        where = Where(str(results), None if data_dir is None else str(data_dir), device)
+        outcomes: list[Outcome] = execute(spec.executor, tasks, where, spec.options)
+        failed = {}
+        for outcome in outcomes:
+            for config in (Config.from_json(text) for text in outcome.task.configs):
+                if outcome.error and not is_finished(config, results):
+                    failed[config.run_name()] = outcome.error
+        dirs = [run_dir_of(config, results) for group in spec.groups() for config in group]
+        table = index([d for d in dirs if (d / "config.json").exists()])
+        summary = summarize(table, list(spec.grid))
+        write_json(directory / "sweep.json", {**spec.to_dict(), "points": [d.name for d in dirs], "failed": failed})
+        atomic_write_text(directory / "summary.csv", summary.to_csv(index=False))
+        if not table.empty:
+            write_html(sweep_figure(table, spec), directory / "figure.html")
     return SweepResult(spec, table, summary, failed, len(tasks), directory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import torch
 
 import sddlab
 import sddlab.experiment
+import sddlab.runs
 from sddlab.config import Config
 
 # One intra-op thread: the models here are tiny, and on a small machine shared with other jobs two
@@ -54,6 +56,25 @@ def finished_run(tmp_path_factory, small_config, run_config) -> Path:
     return run_config(small_config(), tmp_path_factory.mktemp("finished"))
 
 
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """`cli(*args)`: `sddlab ARGS` in this process through `main()`, with the command line's defaults (the
+    progress bar on): (exit code, stdout, stderr). An exception that escapes `main()` fails the test."""
+    from sddlab.app.cli import main
+
+    def invoke(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["sddlab", *map(str, args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke
+
+
 @pytest.fixture(scope="session")
 def without_seconds():
     """Level records with the wall-clock column dropped, for exact comparison between runs."""
@@ -66,7 +87,9 @@ def without_seconds():
 
 @pytest.fixture
 def spy_train(monkeypatch):
-    """Record every call of the training loop made by experiments: span, schedule and weights at entry."""
+    """Record every call of the training loop made by experiments: span, schedule and weights at entry.
+    Runs take the autograd loop here (the hand-written step's equality with it is tested in test_lockstep)."""
+    monkeypatch.setattr(sddlab.runs, "hand_written_step", lambda config, runtime: False)
     calls: list[dict[str, Any]] = []
     original = sddlab.experiment.train
 

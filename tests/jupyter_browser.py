@@ -148,3 +148,35 @@ def level_points(page) -> int:
 
 def widget_text(page, selector: str = ".widget-html-content") -> str:
     return "\n".join(page.locator(selector).all_inner_texts())
+
+
+@contextlib.contextmanager
+def voila_app(folder: Path, home: Path, parameters: list[str] | None = None, timeout: float = 300.0) -> Iterator[str]:
+    """`sddlab app` started in `folder` (no SDDLAB_RESULTS / SDDLAB_DATA: the folder rule applies) with a private
+    HOME; yields the app's URL with its token; stops it after."""
+    port, token = _free_port(), secrets.token_hex(16)
+    environment = {key: value for key, value in os.environ.items() if key not in ("SDDLAB_RESULTS", "SDDLAB_DATA")}
+    environment.update(HOME=str(home), JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
+                       JUPYTER_DATA_DIR=str(home / ".local/share/jupyter"))
+    command = [sys.executable, "-m", "sddlab", "app", "--no-browser", "--port", str(port), "--token", token,
+               *(parameters or [])]
+    log = (home / "app.log").open("w")
+    server = subprocess.Popen(command, cwd=folder, env=environment, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:  # the port answers once Voilà listens (a GET of the page would start a kernel)
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the app did not start: {(home / 'app.log').read_text()[-2000:]}") from None
+                time.sleep(0.5)
+        yield f"http://127.0.0.1:{port}/?token={token}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()

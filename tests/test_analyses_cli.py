@@ -97,6 +97,7 @@ def test_bad_input_is_one_line_and_exit_code_2(run_dir, tmp_path, monkeypatch, c
     assert err.startswith("sddlab: error: ") and message in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_analysis_notebooks_record_their_values(tmp_path):
     results = str(tmp_path / "results")
     cheap = {"subset": 100, "probes": 4, "eig_iters": 5}

@@ -16,10 +16,9 @@ from sddlab.analyses.examples import example_table, level_summary, prediction_ma
 from sddlab.antidotes import EntropyStop, activation_entropy, distillation_loss
 from sddlab.config import TrainingConfig
 from sddlab.data.device import prepare_data
+from sddlab.epoch_end import StopRequested
 from sddlab.errors import ConfigError
-from sddlab.experiment import StopRequested
-from sddlab.lockstep import run_lockstep, run_seeds
-from sddlab.runs import with_seeds
+from sddlab.runs import run_lockstep, run_seeds, with_seeds
 from sddlab.selection import RULES, describe_pick, pick_level, recommend, regret_summary, regrets
 from sddlab.store import RunStore
 from sddlab.studies import valley

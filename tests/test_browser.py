@@ -30,7 +30,8 @@ from jupyter_browser import (
 
 from sddlab.app.notebooks import NOTEBOOK_DIR
 
-pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
 LEVELS, EPOCHS = 10, 3
 
 

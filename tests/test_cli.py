@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -73,6 +75,27 @@ def test_bad_input_exits_2_with_one_line_from_a_fresh_process(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sddlab: error: noise.rate=1.0")
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("delay", [0.4, 1.5, 6.0])
+def test_ctrl_c_at_any_moment_ends_with_one_line_and_exit_130(delay, tmp_path):
+    """SIGINT while the command line loads its imports, while it prepares, and while it trains (bar on)."""
+    script = Path(sys.executable).with_name("sddlab")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "sddlab"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([*command, "run", "--preset", "tiny", "--set", "training.duration=200ep",
+                                "--results", str(tmp_path / "r"), "--data", str(tmp_path / "data")],
+                               cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(delay)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    lines = [line.split("\r")[-1] for line in err.decode().split("\n") if line.split("\r")[-1].strip()]
+    assert process.returncode == 130, err.decode()
+    assert "Traceback" not in err.decode() and out == b""
+    assert [line for line in lines if line.startswith("sddlab:")] == lines[-1:]
+    assert lines[-1].startswith("sddlab: interrupted")
+    if (tmp_path / "r").exists() and any((tmp_path / "r").iterdir()):  # it had begun: the run says how to resume
+        assert "run the same command to resume" in lines[-1]
 
 
 def test_console_script_is_main():

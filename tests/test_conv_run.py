@@ -8,7 +8,7 @@ import torch
 from test_vision_data import write_cifar10
 
 import sddlab
-from sddlab.experiment import StopRequested
+from sddlab.epoch_end import StopRequested
 from sddlab.store import RunStore
 
 OVERRIDES = {

@@ -281,11 +281,19 @@ def test_phases_are_shaded_live_with_labels_above_the_data(finished_run):
     figures.show_records(records)
     report = detect_phases(RunStore(finished_run).table())
     assert figures.phases == report.summary
-    labels = [a for a in figures.levels.layout.annotations if a.text in ("light", "critical", "sweet", "collapsed")]
+    named = {f"{phase} {glyph}": phase for phase, glyph in
+             (("light", "●"), ("critical", "▼"), ("sweet", "★"), ("collapsed", "✕"))}
+    labels = [a for a in figures.levels.layout.annotations if a.text in named]
     assert labels and all(a.y >= 1.0 and a.yanchor == "bottom" for a in labels), "labels sit above the plot"
+    symbols = {"light": "circle", "critical": "triangle-down", "sweet": "star", "collapsed": "x"}
+    by_level = {row["level"]: row["phase"] for row in report.to_frame().to_dict("records")}
+    test = figures.levels.data[0]
+    assert test.meta == "test_acc"
+    assert list(test.marker.symbol) == [symbols[by_level[r["level"]]] for r in records], "phases not by colour alone"
 
 
 
+@pytest.mark.slow
 def test_explore_notebook_takes_the_controls_as_papermill_parameters(tmp_path):
     from sddlab.app.notebooks import execute
 

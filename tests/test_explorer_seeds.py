@@ -13,8 +13,7 @@ from sddlab.app.widgets import Explorer
 from sddlab.events import EpochEnded, LevelFinished, LevelStarted, RunStarted
 from sddlab.figures.axis import remaining_fraction
 from sddlab.figures.live import LiveFigures
-from sddlab.lockstep import run_seeds
-from sddlab.runs import run_dir_of, with_seeds
+from sddlab.runs import run_dir_of, run_seeds, with_seeds
 from sddlab.store import RunStore
 from sddlab.training import EpochStats
 
@@ -52,7 +51,7 @@ def _check_figure(figures: LiveFigures, per_seed: list[list[dict]], seeds: list[
     assert list(_trace(figures, "test_acc").y) == pytest.approx(mean, rel=1e-12), "the test line is the mean"
     for seed, records in zip(seeds, per_seed, strict=True):
         line = _trace(figures, f"seed:{seed}")
-        assert list(line.y) == [record["test_acc"] for record in records] and line.line.width == 1
+        assert list(line.y) == [record["test_acc"] for record in records] and line.line.width < 2, "thin"
         assert list(line.x) == pytest.approx(remaining_fraction([record["sparsity"] for record in records]))
 
 
@@ -181,6 +180,7 @@ def test_band_covers_the_seeds_that_finished_each_level_and_epochs_follow_one_se
     assert figures.epochs.data[1].y == (0.7,)
 
 
+@pytest.mark.slow
 def test_explore_notebook_takes_seeds_as_a_papermill_parameter(tmp_path):
     from sddlab.app.notebooks import execute
 
@@ -193,3 +193,23 @@ def test_explore_notebook_takes_seeds_as_a_papermill_parameter(tmp_path):
     assert seeds == [0, 1] and all(len(RunStore(tmp_path / "results" / n).records()) == 3 for n in values["runs"])
     page = (out / "curve.html").read_text()
     assert page.count('"meta":"seed:') == 2 and '"meta":"band:upper"' in page, "each seed's line and the band"
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_diverging_run_keeps_its_curves_and_says_so_in_the_status(tmp_path, data_dir, count):
+    """lr = 1e8: every seed diverges at level 0; the explorer says so in one red line (not a dead thread, not
+    the wiped 'fix the choice' figure), and the diverged level is drawn as a gap."""
+    explorer = _explorer(tmp_path, data_dir, count)
+    explorer.presets["tiny"] = explorer.presets["tiny"].with_overrides({"training.lr": 1e8})
+    explorer.controls.fill(explorer.presets["tiny"])
+    explorer.controls.levels.value, explorer.controls.epochs.value, explorer.controls.seeds.value = 3, 4, count
+    explorer.run_button.click()
+    assert explorer.wait(120)
+    status = explorer.status.value
+    expected = "level 0 diverged at epoch 1" if count == 1 else "seeds 0, 1 diverged: seed 0: level 0 diverged"
+    assert "<b>diverged:</b>" in status and expected in status and "error" not in status
+    runs = list(explorer.figures.by_seed.values()) if count > 1 else [explorer.figures.records]
+    assert [[r["level"] for r in records] for records in runs] == [[0]] * count
+    assert all("diverged" in records[0] and "test_acc" not in records[0] for records in runs)
+    assert list(_trace(explorer.figures, "test_acc").y) == [None]  # a gap, not a number
+    assert not explorer.run_button.disabled and explorer.stop_button.disabled

@@ -90,6 +90,46 @@ def test_core_modules_import_sddlab_at_module_level_only():
     assert lazy == []
 
 
+def app_imports(source: str, module: str) -> list[int]:
+    """Lines where `source` (the module `module`) imports `sddlab.app` or below: any depth, type hints,
+    relative imports and `importlib.import_module("sddlab.app...")` included."""
+    package = module.rpartition(".")[0]
+    lines = []
+    for node in ast.walk(ast.parse(source)):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base]).strip(".")
+            names = [base] + [f"{base}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
+            names = [arg.value for arg in node.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str)]
+        if any(name == "sddlab.app" or name.startswith("sddlab.app.") for name in names):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_the_import_finder_sees_every_way_to_import_the_app():
+    planted = ("import sddlab.app.cli\nfrom sddlab.app import widgets\nfrom ..app.progress import Bar\n"
+               "if TYPE_CHECKING:\n    from sddlab.app.tables import format_table\n"
+               "def f():\n    importlib.import_module('sddlab.app.cli')\n"
+               "from sddlab.apps import x\nfrom sddlab import application\n")
+    assert app_imports(planted, "sddlab.lockstep.group") == [1, 2, 3, 5, 7]
+
+
+def test_imports_point_down_the_flow_nothing_below_the_app_imports_it():
+    """Core modules never import `sddlab.app`: progress bars, widgets and the command line listen to events
+    and call the core, never the other way round."""
+    entry = PACKAGE / "__main__.py"  # `python -m sddlab` is the command line itself
+    upward = {module_name(path): app_imports(path.read_text(), module_name(path))
+              for path in PACKAGE.rglob("*.py") if "app" not in path.relative_to(PACKAGE).parts and path != entry}
+    assert len(upward) > 50 and "sddlab.runs" in upward and "sddlab.lockstep.group" in upward
+    assert {name: lines for name, lines in upward.items() if lines} == {}
+
+
 def test_every_module_imports_on_its_own_in_a_fresh_interpreter():
     script = (
         "import importlib, sys\n"

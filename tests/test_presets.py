@@ -122,6 +122,7 @@ OTHER_MODES = {
     "fig3-lenet-mnist-scratch": ("lenet-mnist", "scratch", None, None),
 }
 REDUCED = {"fig1-lenet-mnist-cpu", "fig1-cifar10-cpu", "fig1-lenet-mnist5k"}
+NOISIER = {"fig1-lenet-mnist5k-noise40": ("fig1-lenet-mnist5k", 0.4)}  # a reduced preset at another noise rate
 
 
 def assert_table_b(config: Config, row: str, rewind: bool = True) -> None:
@@ -173,7 +174,7 @@ def test_retraining_mode_presets_match_table_b(name):
 
 def test_every_paper_preset_is_pinned_and_tiny_imagenet_is_one_shot():
     laptop = {"digits", "digits-noise20", "digits-clean", "digits-finetune", "mnist1d", "tiny"}
-    assert set(list_presets()) == laptop | set(PAPER_PRESETS) | set(OTHER_MODES) | REDUCED
+    assert set(list_presets()) == laptop | set(PAPER_PRESETS) | set(OTHER_MODES) | REDUCED | set(NOISIER)
     assert list_presets()["resnet101-tiny-imagenet"].pruning.strategy == "oneshot"
 
 
@@ -186,3 +187,11 @@ def test_reduced_presets_keep_the_paper_protocol_but_length_and_data():
                            "model.width", "retraining.rewind_point", "experiment.levels"}, name
         assert config.pruning.count == "official" and config.experiment.measure_on == "augmented"
     assert list_presets()["fig1-lenet-mnist5k"].data.name == "mnist5k"
+
+
+@pytest.mark.parametrize("name", sorted(NOISIER))
+def test_noisier_presets_change_only_the_noise_rate(name):
+    base, rate = NOISIER[name]
+    config, reduced = list_presets()[name], list_presets()[base]
+    changed = {key for key, value in config.flat().items() if reduced.flat()[key] != value}
+    assert changed == {"name", "noise.rate"} and config.noise.rate == rate

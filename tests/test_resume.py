@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 import sddlab.experiment
+import sddlab.lockstep.group
+from sddlab.epoch_end import StopRequested
 from sddlab.events import LevelFinished, LevelStarted
-from sddlab.experiment import StopRequested
 from sddlab.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,7 +122,8 @@ def partial_saves(monkeypatch):
         saved.append((name, iteration))
         return original(store, name, model, optimizer, iteration, notes)
 
-    monkeypatch.setattr(sddlab.experiment, "save_partial", spy)
+    monkeypatch.setattr(sddlab.experiment, "save_partial", spy)  # the autograd loop's checkpoints
+    monkeypatch.setattr(sddlab.lockstep.group, "save_partial", spy)  # the hand-written step's (MLP family)
     return saved
 
 

@@ -135,6 +135,7 @@ ENGINES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", list(ENGINES))
 def test_killed_worker_then_rerun_finishes_only_failed_points(kind, tmp_path, data_dir):
     if kind == "ray":
@@ -210,6 +211,7 @@ def ray_head(monkeypatch):
     shutil.rmtree(temp, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_ray_sweep_on_an_existing_cluster_by_address_with_fractional_gpus(ray_head, tmp_path, data_dir):
     spec = make_sweep("by-address", preset="tiny", overrides=SMALL, grid={"noise.rate": (0.2, 0.4)}, seeds=[0],
                       kind="ray", ray={"address": ray_head, "num_cpus": 1, "num_gpus": 0.5})

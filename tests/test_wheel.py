@@ -49,6 +49,7 @@ def empty(tmp_path) -> tuple[Path, dict[str, str]]:
     return folder, env
 
 
+@pytest.mark.slow
 def test_the_wheel_carries_the_notebooks_and_runs_outside_the_checkout(installed, empty):
     folder, env = empty
     where = call([str(installed / "python"), "-c", "import sddlab; print(sddlab.__file__)"], folder, env)

@@ -12,11 +12,13 @@ per-level driver `AnalysedRun.per_level` of `levels`. Every function takes a run
 - `curvature`: Hessian trace (Hutchinson) and top eigenvalue of the sparse network.
 - `tickets`: winning ticket vs random re-initialisation vs one-shot pruning.
 - `phases` / `flatness`: phase detection; flatness at the dense, critical, sweet and collapse levels.
+- `calibration`: ECE, adaptive ECE, NLL and confidence per level (records, else checkpoints); reliability bins.
 - `correlations`: rank correlations of test accuracy with every predictor, with a one-line verdict.
 - `analyse_all`: correlations, tickets and flatness together.
 """
 
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult
+from sddlab.analyses.calibration import calibration
 from sddlab.analyses.correlations import correlations
 from sddlab.analyses.curvature import curvature
 from sddlab.analyses.distance import distance
@@ -34,6 +36,7 @@ __all__ = [
     "AnalysisResult",
     "analyse_all",
     "as_run",
+    "calibration",
     "correlations",
     "curvature",
     "distance",

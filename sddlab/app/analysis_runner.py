@@ -13,7 +13,7 @@ from sddlab.errors import SddError
 
 KINDS: tuple[str, ...] = (
     "distance", "redense", "interpolation", "landscape", "curvature", "tickets", "phases", "flatness",
-    "correlations", "all",
+    "correlations", "calibration", "all",
 )
 MULTI_RUN = ("phases", "correlations", "all")
 
@@ -59,6 +59,7 @@ def run_kind(kind: str, run_dirs: list[Path], *, levels: list[int] | None, data_
             redense_options=redense_options, interpolation_options=interpolation_options,
             landscape_options=landscape_options, curvature_options=curvature_options, **common),
         "correlations": lambda: analyses.correlations(runs, curvature_options=curvature_options, **common),
+        "calibration": lambda: analyses.calibration(run, reliability=levels, **common),
         "all": lambda: list(analyses.analyse_all(
             runs, oneshot=oneshot, curvature_options=curvature_options, redense_options=redense_options,
             interpolation_options=interpolation_options, landscape_options=landscape_options, **common).values()),

@@ -2,31 +2,40 @@
 
 from __future__ import annotations
 
-import json
-import sys
-import warnings
-from pathlib import Path
+from sddlab.app.interrupt import Interrupted, exit_on_interrupt, interrupted, interrupts_deferred
 
-import typer
+with interrupts_deferred():  # a Ctrl-C while the command line loads (torch takes seconds): one line, exit 130
+    import json
+    import sys
+    import warnings
+    from pathlib import Path
 
-import sddlab
-from sddlab.app.analysis_runner import parse_levels, print_result, run_kind
-from sddlab.app.notebooks import copy_notebooks, execute, open_jupyter, parse_value, register_kernel
-from sddlab.app.study_command import study
-from sddlab.app.tables import format_table
-from sddlab.app.verify import verify as verify_runs
-from sddlab.collect import DamagedRunWarning, index
-from sddlab.config import Config, parse_assignment
-from sddlab.data.tinyimagenet import reorganise_tiny_imagenet
-from sddlab.errors import SddError
-from sddlab.figures.axis import paper_axis
-from sddlab.figures.export import write_run_figure
-from sddlab.phases import detect_phases
-from sddlab.presets import cost, get_preset, list_presets
-from sddlab.runs import run_dir_of
-from sddlab.runtime import Runtime, resolve_device
-from sddlab.store import RunStore
-from sddlab.version import __version__
+    import pandas as pd
+    import typer
+
+    import sddlab
+    from sddlab.app.analysis_runner import parse_levels, print_result, run_kind
+    from sddlab.app.diagram_command import diagram
+    from sddlab.app.notebooks import copy_notebooks, execute, open_jupyter, parse_parameters, register_kernel
+    from sddlab.app.report_command import report
+    from sddlab.app.study_command import study
+    from sddlab.app.tables import format_table
+    from sddlab.app.teaching_commands import app as serve_app
+    from sddlab.app.teaching_commands import lab_app
+    from sddlab.app.verify import verify as verify_runs
+    from sddlab.app.verify import warn_unverified
+    from sddlab.collect import DamagedRunWarning, index
+    from sddlab.config import Config, parse_assignment
+    from sddlab.data.tinyimagenet import reorganise_tiny_imagenet
+    from sddlab.errors import SddError
+    from sddlab.figures.axis import paper_axis
+    from sddlab.figures.export import write_run_figure
+    from sddlab.phases import detect_phases
+    from sddlab.presets import cost, get_preset, list_presets
+    from sddlab.runs import run_dir_of
+    from sddlab.runtime import Runtime, resolve_device
+    from sddlab.store import RunStore
+    from sddlab.version import __version__
 
 RESULTS_HELP = "folder of run directories [default: $SDDLAB_RESULTS, else ./results]"
 DATA_HELP = "folder of data sets [default: $SDDLAB_DATA, else ./data]"
@@ -34,6 +43,10 @@ DATA_HELP = "folder of data sets [default: $SDDLAB_DATA, else ./data]"
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Reproduce, explore and teach sparse double descent.")
 app.command()(study)
+app.command()(diagram)
+app.command()(report)
+app.command("app", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(serve_app)
+app.add_typer(lab_app, name="lab")
 
 
 def _build_config(preset: str, config_file: Path | None, assignments: list[str]) -> Config:
@@ -63,6 +76,8 @@ def run(
     amp: bool | None = typer.Option(None, "--amp/--no-amp", help="bf16 autocast: sets training.precision"),
     compile_model: bool = typer.Option(False, "--compile", help="torch.compile the model"),
     deterministic: bool = typer.Option(False, help="CUDA: deterministic kernels (slower)"),
+    step: str = typer.Option("auto", help="auto: the MLP family trains through the hand-written step; "
+                             "autograd: always through autograd (equal in float64; float32 rounding differs)"),
     figure: bool = typer.Option(True, help="write figure.html into the run directory"),
     quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
@@ -72,11 +87,10 @@ def run(
         config = config.with_overrides({"training.precision": "bf16" if amp else "fp32"})
     runtime = Runtime(device=resolve_device(device), compile=compile_model, deterministic=deterministic)
     try:
-        run_dir = sddlab.run(config, results, data_dir=data, progress=not quiet, runtime=runtime)
+        run_dir = sddlab.run(config, results, data_dir=data, progress=not quiet, runtime=runtime, step=step)
     except KeyboardInterrupt:
-        typer.echo(f"\ninterrupted: finished levels are kept; run the same command to resume "
-                   f"({run_dir_of(config, results)})", err=True)
-        raise typer.Exit(130) from None
+        raise Interrupted(f"interrupted: finished levels are kept; run the same command to resume "
+                          f"({run_dir_of(config, results)})") from None
     table = sddlab.load(run_dir)
     typer.echo(format_table(table))
     table = paper_axis(table)  # official-count runs: phases and figure on the paper's sparsity
@@ -106,7 +120,9 @@ def show(
     """Print the level table of a finished or partial run."""
     if format not in ("table", "csv", "json"):
         raise SddError(f"--format={format!r} is not allowed: table, csv or json")
-    table = RunStore(run_dir).table()
+    report = RunStore(run_dir).read()  # one check of the directory; damaged records are a one-line error
+    warn_unverified(report, typer.echo)
+    table = pd.DataFrame(report.rows())
     if format == "csv":
         typer.echo(table.to_csv(index=False), nl=False)
     elif format == "json":
@@ -121,11 +137,11 @@ def index_command(
     output: Path | None = typer.Option(None, help="write the tidy table as .csv or .parquet"),
 ) -> None:
     """One tidy table over many runs: a row per run x level, config fields as columns."""
-    with warnings.catch_warnings(record=True) as caught:  # damaged runs are skipped, each named in one line
+    with warnings.catch_warnings(record=True) as caught:  # each run verify would not pass: one line
         warnings.simplefilter("always", DamagedRunWarning)
         table = index(results)
     for warning in caught:
-        typer.echo(f"sddlab: warning: skipped {warning.message}", err=True)
+        typer.echo(f"sddlab: warning: {warning.message}", err=True)
     if output is None:
         typer.echo(table.to_csv(index=False), nl=False)
     elif output.suffix == ".parquet":
@@ -189,26 +205,23 @@ def notebook(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="notebook name in notebooks/, e.g. 01_curve or lab"),
     output: Path | None = typer.Option(None, help="folder for the executed notebook, figures and values.json"),
+    html: bool = typer.Option(True, help="also write NAME.html: self-contained, every figure inline, no network"),
 ) -> None:
     """Run a notebook headless (papermill): sddlab notebook NAME [-p KEY VALUE ...], VALUE read as JSON."""
-    args, parameters = list(ctx.args), {}
-    while args:
-        flag = args.pop(0)
-        if flag not in ("-p", "--parameter") or len(args) < 2:
-            raise SddError(f"notebook parameters={' '.join(ctx.args)!r} are not allowed: -p KEY VALUE, repeated")
-        key, value = args.pop(0), args.pop(0)
-        parameters[key] = parse_value(value)
-    target = execute(name, parameters, output)
+    target = execute(name, parse_parameters(list(ctx.args)), output, html=html)
     typer.echo(f"executed notebook: {target}")
+    if html:
+        typer.echo(f"handout (HTML):    {target.with_suffix('.html')}")
 
 
 @app.command()
 def analyse(
     kind: str = typer.Argument(..., help="distance, redense, interpolation, landscape, curvature, tickets, phases, "
-                               "flatness, correlations or all"),
+                               "flatness, correlations, calibration or all"),
     run_dirs: list[Path] = typer.Argument(..., help="a run directory (several for phases, correlations, all)"),
     levels: str | None = typer.Option(None, help="comma-separated levels, e.g. 0,5,10 (default: every finished "
-                                      "level; flatness: the dense, critical, sweet and collapse levels)"),
+                                      "level; flatness: the dense, critical, sweet and collapse levels; "
+                                      "calibration: the reliability diagram's levels, default dense and sweet)"),
     data: Path | None = typer.Option(None, help=DATA_HELP),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
     duration: str | None = typer.Option(None, help="re-dense length, e.g. 160ep (default: the run's duration)"),
@@ -251,6 +264,8 @@ def sweep(
     threads: int | None = typer.Option(None, help="threads per process worker (default: cores / workers)"),
     lockstep: bool | None = typer.Option(None, help="train a point's seeds stacked (default: in process only)"),
     address: str | None = typer.Option(None, help="ray: an existing cluster's address (default: start one)"),
+    max_points: int | None = typer.Option(None, help="refuse a sweep of more runs (grid points x seeds) than this "
+                                          "(default 10000, or max_points in the sweep file)"),
     results: Path | None = typer.Option(None, help="folder holding run directories (default results/)"),
     data: Path | None = typer.Option(None, help="folder holding data sets (default data/)"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
@@ -265,17 +280,25 @@ def sweep(
         runner["address"] = address
     code = run_sweep_command(file, results=results, data=data, device=device, echo=typer.echo, name=name,
                              preset=preset, config=config_file, sets=set_, grids=grid, seeds=seed_list,
-                             executor=runner)
+                             executor=runner, max_points=max_points)
     raise typer.Exit(code)
 
 
 def main() -> None:
-    """Entry point: bad input ends with one line on stderr and exit code 2."""
-    try:
-        app()
-    except SddError as error:
-        typer.echo(f"sddlab: error: {error}", err=True)
-        sys.exit(2)
+    """Entry point: bad input ends with one line on stderr and exit code 2; Ctrl-C at any moment with one
+    line and exit code 130 (`sddlab.app.interrupt`)."""
+    with exit_on_interrupt():
+        try:
+            app()
+        except SddError as error:
+            typer.echo(f"sddlab: error: {error}", err=True)
+            sys.exit(2)
+        except Interrupted as error:
+            interrupted(str(error))
+        except SystemExit as done:
+            if done.code == 130:  # typer ends a command interrupted by Ctrl-C with a silent exit 130
+                interrupted()
+            raise
 
 
 if __name__ == "__main__":

@@ -10,14 +10,16 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from sddlab.config import Config, ModelConfig, choices
-from sddlab.data import DATASETS
+from sddlab.data import DATASETS, vision
 from sddlab.duration import Duration
 from sddlab.errors import ConfigError, SddError
 from sddlab.models import MODELS, build_model, prunable_names
 from sddlab.models.build import resolve_ignored
+from sddlab.presets import list_presets
 
 SCHEDULES = choices("pruning.strategy")  # iterative, oneshot
 MAX_EPOCHS, MAX_LEVELS = 10_000, 100
@@ -263,6 +265,14 @@ def differences(base: Config, config: Config) -> list[str]:
         if before.get(path) != after.get(path):
             out.append(f"{label} {before.get(path)} → {after.get(path)}")
     return out
+
+
+def offered_presets(data_dir: str | Path, keep: str | None = None) -> dict[str, Config]:
+    """The presets the explorer lists: every one, except those on a data set that a system package provides
+    (Fashion-MNIST: Debian's dataset-fashion-mnist) while neither that package nor a copy in `data_dir` is
+    there; `keep` (the preset asked for) is listed either way, so its run can say what is missing."""
+    missing = {name for name in vision.SYSTEM_COPIES if not vision.idx_set_on_disk(name, Path(data_dir))}
+    return {name: config for name, config in list_presets().items() if config.data.name not in missing or name == keep}
 
 
 def as_parameters(choices: Choices) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """The explorer's seeds control: K runs of the chosen config with seeds s, s + 1, ..., s + K - 1.
 
-They run through `sddlab.lockstep.run_seeds` (MLPs in lockstep as one stacked model, conv nets one after
+They run through `sddlab.runs.run_seeds` (MLPs in lockstep as one stacked model, conv nets one after
 another); each is an ordinary run directory, so Stop / Resume and reading back from the store work per seed.
 """
 
@@ -14,8 +14,8 @@ import plotly.graph_objects as go
 from sddlab.config import Config
 from sddlab.figures.export import write_run_figure
 from sddlab.figures.live import LiveFigures
-from sddlab.lockstep import SeedListener, run_seeds, supports_lockstep
-from sddlab.runs import run_dir_of, with_seeds
+from sddlab.lockstep import SeedListener, supports_lockstep
+from sddlab.runs import run_dir_of, run_seeds, with_seeds
 from sddlab.store import RunStore
 
 

@@ -41,11 +41,13 @@ def execute(
     output_dir: str | Path | None = None,
     notebook_dir: Path = NOTEBOOK_DIR,
     progress: bool = True,
+    html: bool = False,
 ) -> Path:
     """Execute notebook `name` with papermill in the current folder; returns the executed copy's path.
 
     By default the executed notebook, its figures and its values.json go to
     `<results>/notebooks/<name>/`, `<results>` being the `results` parameter or `sddlab.paths.results_dir()`.
+    `html` also writes `<name>.html` beside it: self-contained, every figure inline, no network (a handout).
     """
     import papermill  # the notebooks extra
 
@@ -65,7 +67,23 @@ def execute(
         )
     except papermill.PapermillExecutionError as error:
         raise SddError(f"notebook {name} failed in cell {error.exec_count}: {error.ename}: {error.evalue}") from None
+    if html:
+        from sddlab.app.handout import write_handout
+
+        write_handout(target)
     return target
+
+
+def parse_parameters(args: list[str]) -> dict[str, Any]:
+    """`-p KEY VALUE` pairs (repeated) as a dict, each VALUE read by `parse_value`."""
+    rest, parameters = list(args), {}
+    while rest:
+        flag = rest.pop(0)
+        if flag not in ("-p", "--parameter") or len(rest) < 2:
+            raise SddError(f"notebook parameters={' '.join(args)!r} are not allowed: -p KEY VALUE, repeated")
+        key, value = rest.pop(0), rest.pop(0)
+        parameters[key] = parse_value(value)
+    return parameters
 
 
 def copy_notebooks(folder: str | Path, overwrite: bool = False, notebook_dir: Path = NOTEBOOK_DIR) -> dict[str, str]:

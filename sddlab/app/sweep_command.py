@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from sddlab.collect import DamagedRunWarning
 from sddlab.config import parse_assignment
-from sddlab.errors import SddError
+from sddlab.errors import ConfigError, SddError
+from sddlab.limits import check_count, check_sweep_name
 from sddlab.sweeps import SweepResult, SweepSpec, load_sweep, make_sweep, parse_grid, run_sweep
 
 
@@ -28,21 +31,24 @@ def split_positionals(tokens: list[str], seeds: list[str]) -> tuple[str | None, 
 
 
 def build_spec(file: str | None, *, name: str | None, preset: str | None, config: Path | None, sets: list[str],
-               grids: list[str], seeds: list[int], executor: dict[str, Any]) -> SweepSpec:
-    """The sweep of FILE with command-line executor settings on top, or the sweep the flags describe."""
+               grids: list[str], seeds: list[int], executor: dict[str, Any],
+               max_points: int | None = None) -> SweepSpec:
+    """The sweep of FILE with command-line name, seeds, limit and executor settings on top, or the sweep the
+    flags describe; the flags' values are checked first, each error naming its flag."""
+    if name is not None:
+        check_sweep_name("--name", name)
+    for key in ("workers", "threads"):
+        check_count(f"--{key}", executor.get(key))
+    if max_points is not None and max_points < 1:
+        raise ConfigError("--max-points", max_points, "an integer of at least 1")
     if file is not None:
         if sets or grids or preset or config:
             raise SddError("--set/--grid/--preset/--config are not allowed with a sweep FILE: put them in the file")
-        spec = load_sweep(file, **executor)
-        return _with_seeds(spec, seeds) if seeds else spec
+        return load_sweep(file, name=name, seeds=seeds or None, max_points=max_points, **executor)
     overrides = dict(parse_assignment(text) for text in sets)
     runner = {key: value for key, value in executor.items() if value is not None}
     return make_sweep(name or "sweep", preset=preset, config_file=config, overrides=overrides, grid=parse_grid(grids),
-                      seeds=seeds or [0], **runner)
-
-
-def _with_seeds(spec: SweepSpec, seeds: list[int]) -> SweepSpec:
-    return SweepSpec(spec.name, spec.base, spec.grid, tuple(seeds), spec.executor, spec.lockstep, spec.options)
+                      seeds=seeds or [0], max_points=max_points, **runner)
 
 
 def report(result: SweepResult, echo: Callable[..., None]) -> int:
@@ -53,7 +59,7 @@ def report(result: SweepResult, echo: Callable[..., None]) -> int:
         shown = summary[keys].copy()
         shown["sparsity"] = (100 * summary["sparsity"]).map("{:.2f}%".format)
         shown["seeds"] = summary["seeds"]
-        for column in ("test_acc", "train_acc_noisy"):
+        for column in (c for c in ("test_acc", "train_acc_noisy") if f"{c}_mean" in summary):
             shown[column] = [f"{m:.3f} ± {s:.3f}" for m, s in zip(summary[f"{column}_mean"], summary[f"{column}_std"],
                                                                   strict=True)]
         with pd.option_context("display.width", 200, "display.max_rows", 1000):
@@ -72,4 +78,9 @@ def sweep(file: str | None, *, results: Path | None, data: Path | None, device: 
           echo: Callable[..., None], **spec_args: Any) -> int:
     """Build, run and report a sweep; returns the exit code (1 when points failed)."""
     spec = build_spec(file, **spec_args)
-    return report(run_sweep(spec, results, data_dir=data, device=device), echo)
+    with warnings.catch_warnings(record=True) as caught:  # a point verify would not pass: one line each
+        warnings.simplefilter("always", DamagedRunWarning)
+        result = run_sweep(spec, results, data_dir=data, device=device)
+    for warning in caught:
+        echo(f"sddlab: warning: {warning.message}", err=True)
+    return report(result, echo)

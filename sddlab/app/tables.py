@@ -21,6 +21,8 @@ def format_table(table: pd.DataFrame) -> str:
         return "(no finished level yet)"
     shown = table[[c for c in TABLE_COLUMNS if c in table]].copy()
     shown["sparsity"] = (100 * shown["sparsity"]).map("{:.2f}%".format)
+    if "diverged" in table and table["diverged"].notna().any():  # a diverged level has no numbers: say so
+        shown["diverged"] = ["yes" if isinstance(reason, str) else "" for reason in table["diverged"]]
     return shown.to_string(index=False, float_format=lambda v: f"{v:.3f}")
 
 

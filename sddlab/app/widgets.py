@@ -16,16 +16,18 @@ import pandas as pd
 
 from sddlab import paths
 from sddlab.app import explorer_seeds as seeds
-from sddlab.app.explorer_choices import ChoiceError, differences, to_config
+from sddlab.app.explorer_choices import ChoiceError, differences, offered_presets, to_config
 from sddlab.app.explorer_controls import Controls
 from sddlab.app.tables import format_table
 from sddlab.config import Config
+from sddlab.divergence import Diverged, SeedsDiverged
+from sddlab.epoch_end import StopRequested
 from sddlab.errors import DatasetMissing, SddError
 from sddlab.events import Event, LevelFinished, LevelStarted, RunFinished
-from sddlab.experiment import StopRequested
 from sddlab.figures.export import write_run_figure
 from sddlab.figures.live import LiveFigures
-from sddlab.presets import list_presets
+from sddlab.figures.theme import UI_PX
+from sddlab.pace import Pace
 from sddlab.runs import run, run_dir_of
 from sddlab.selection import describe_pick
 
@@ -50,7 +52,7 @@ class Explorer:
         """`results` and `data_dir` None follow `sddlab.paths` (SDDLAB_RESULTS / SDDLAB_DATA, else ./)."""
         self.results, self.data_dir = paths.results_dir(results), paths.data_dir(data_dir)
         self.device = device
-        self.presets = list_presets()
+        self.presets = offered_presets(self.data_dir, keep=preset)  # Fashion-MNIST's only when installed
         self.controls = Controls(self.presets, preset)
         self.run_button = w.Button(description="Run", button_style="success", icon="play",
                                    layout=w.Layout(width="96px"))
@@ -74,6 +76,8 @@ class Explorer:
         self.controls.on_change(self.show_stored)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._status_text = "ready"
+        self.pace = Pace(on_note=lambda _: self._set_status(self._status_text))  # a slow run says why
         self.show_stored()
 
     # -- the configuration the controls describe --------------------------------------------------
@@ -115,7 +119,7 @@ class Explorer:
         count = self.controls.seeds.value
         where = html.escape(str(run_dir_of(config, self.results)) + (
             f" and {count - 1} more: {seeds.describe(config, count)}" if count > 1 else ""))
-        head = f"<div style='font-size:12px;line-height:1.35'>preset <b>{html.escape(self.base.name)}</b>"
+        head = f"<div style='font-size:{UI_PX['small']}px;line-height:1.35'>preset <b>{html.escape(self.base.name)}</b>"
         self.note.value = (f"{head} unchanged → {where}</div>" if not changed else
                            f"{head} changed: {html.escape('; '.join(changed))} → {where}</div>")
         return config
@@ -185,6 +189,9 @@ class Explorer:
         except StopRequested:
             seeds.write_partial_figures(config, count, self.results)
             self._set_status("stopped; finished levels are kept, Resume continues")
+        except (Diverged, SeedsDiverged) as error:  # the curves stay: a gap at the level, the other seeds go on
+            seeds.write_partial_figures(config, count, self.results)
+            self._set_status(f"<span style='color:#c00'><b>diverged:</b> {html.escape(str(error))}</span>")
         except DatasetMissing as error:
             _remove_new_empty(self.data_dir, before)
             self._show_error(ChoiceError("data set", f"{config.data.name} is not on disk and could not be downloaded "
@@ -201,11 +208,13 @@ class Explorer:
 
     def _on_event(self, event: Event) -> None:
         self.figures(event)
+        self.pace(event)
         self._report(event)
 
     def _on_seed_event(self, seed: int, event: Event) -> None:
         """The `run_seeds` listener: each seed's levels go into the lines and the band."""
         self.figures.seed_event(seed, event)
+        self.pace(event)  # seeds in lockstep share their epochs' time
         self._report(event, f"seed {seed}, ")
 
     def _report(self, event: Event, prefix: str = "") -> None:
@@ -245,9 +254,13 @@ class Explorer:
         self.views[name].outputs = ({"output_type": "display_data", "data": bundle, "metadata": {}},)
 
     def _set_status(self, text: str) -> None:
-        phases = (f"<div style='font-size:11px;line-height:1.3'>phases: {html.escape(self.figures.phases)}</div>"
+        self._status_text = text
+        small = f"font-size:{UI_PX['small']}px;line-height:1.3"
+        phases = (f"<div style='{small}'>phases: {html.escape(self.figures.phases)}</div>"
                   if self.figures.phases else "")
-        self.status.value = text + phases
+        slow = (f"<div style='{small};color:#a34500'><b>⚠ {html.escape(self.pace.note)}</b></div>"
+                if self.pace.note and self.running else "")
+        self.status.value = f"<div style='font-size:{UI_PX['text']}px'>{text}</div>{slow}{phases}"
 
     def _show_error(self, error: object) -> None:
         """The error in red, in place of the curves and the table of another configuration."""
@@ -263,7 +276,7 @@ class Explorer:
         if table:  # the noise rate typed in the controls: the noise-floor rule's estimate
             rate = self.controls.choices().noise_rate
             table = f"{table}\n{describe_pick(records, rate if isinstance(rate, float) else None)}"
-        self.table.value = f"<pre style='font-size:11px;line-height:1.25'>{html.escape(table)}</pre>"
+        self.table.value = f"<pre style='font-size:{UI_PX['table']}px;line-height:1.25'>{html.escape(table)}</pre>"
 
     @property
     def widget(self) -> w.Widget:

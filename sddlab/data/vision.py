@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from sddlab.data import augment
+from sddlab.data import idx
 from sddlab.data.cifar import (
     CIFAR10_ASYMMETRIC,
     cifar100_asymmetric,
@@ -73,6 +74,11 @@ def _load_idx_set(name: str, class_name: str, data_dir: Path) -> RawData:
                 shutil.copyfileobj(src, dst)
             os.replace(target.with_suffix(".partial"), target)
     if not all((raw / filename.removesuffix(".gz")).is_file() for filename in packed):
+        system = _system_copy(name, packed)
+        if system is not None:
+            return _read_system_copy(name, system)
+        if name in SYSTEM_COPIES:
+            hint += f", or install it system-wide: {SYSTEM_COPIES[name][1]}"
         _fetch(hint, lambda: cls(str(root), train=True, download=True))
     try:
         train, test = cls(str(root), train=True), cls(str(root), train=False)
@@ -90,13 +96,54 @@ def _load_idx_set(name: str, class_name: str, data_dir: Path) -> RawData:
     )
 
 
+# Read-only copies installed by the system's package manager, read in place when data/ has none.
+SYSTEM_COPIES: dict[str, tuple[list[Path], str]] = {
+    "fashion-mnist": ([Path("/usr/share/datasets/fashion-mnist")], "sudo apt-get install dataset-fashion-mnist"),
+}
+
+
+def _system_copy(name: str, packed: list[str]) -> Path | None:
+    """The first system folder holding all of a set's IDX files (gzipped as the torchvision names say), if any."""
+    folders, _ = SYSTEM_COPIES.get(name, ([], ""))
+    return next((folder for folder in folders if all((folder / f).is_file() for f in packed)), None)
+
+
+IDX_SETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}  # data set name -> torchvision class and folder
+
+
+def idx_set_on_disk(name: str, data_dir: Path) -> bool:
+    """Whether an MNIST-format set reads without a download: its IDX files (gzipped or not) under
+    <data_dir>/<name>/<Class>/raw/, or a system copy such as Debian's dataset-fashion-mnist."""
+    import torchvision.datasets
+
+    class_name = IDX_SETS[name]
+    packed = [filename for filename, _ in getattr(torchvision.datasets, class_name).resources]
+    raw = Path(data_dir) / name / class_name / "raw"
+    own = all((raw / f).is_file() or (raw / f.removesuffix(".gz")).is_file() for f in packed)
+    return own or _system_copy(name, packed) is not None
+
+
+def _read_system_copy(name: str, folder: Path) -> RawData:
+    """Read the four IDX .gz files of an MNIST-format set in place (no copy, no unpacking to disk)."""
+    def tensor(filename: str) -> torch.Tensor:
+        return torch.from_numpy(idx.read_idx(folder / filename).copy())
+
+    x_train, y_train = tensor("train-images-idx3-ubyte.gz"), tensor("train-labels-idx1-ubyte.gz").long()
+    x_test, y_test = tensor("t10k-images-idx3-ubyte.gz"), tensor("t10k-labels-idx1-ubyte.gz").long()
+    for images, labels in ((x_train, y_train), (x_test, y_test)):
+        if images.ndim != 3 or len(images) != len(labels) or bool((labels >= 10).any()):
+            raise SddError(f"{name} under {folder}: image and label files disagree (counts, shape or labels)")
+    return RawData(x_train.unsqueeze(1).contiguous(), y_train, x_test.unsqueeze(1).contiguous(), y_test, 10)
+
+
 def load_mnist(data_dir: Path) -> RawData:
     """MNIST from <data_dir>/mnist/MNIST/raw/ (IDX files, gzipped or not)."""
     return _load_idx_set("mnist", "MNIST", data_dir)
 
 
 def load_fashion_mnist(data_dir: Path) -> RawData:
-    """Fashion-MNIST from <data_dir>/fashion-mnist/FashionMNIST/raw/ (IDX files, gzipped or not)."""
+    """Fashion-MNIST from <data_dir>/fashion-mnist/FashionMNIST/raw/ (IDX files, gzipped or not), else read in
+    place from Debian's `dataset-fashion-mnist` package (/usr/share/datasets/fashion-mnist/)."""
     return _load_idx_set("fashion-mnist", "FashionMNIST", data_dir)
 
 

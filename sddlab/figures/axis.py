@@ -13,17 +13,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from sddlab.figures.theme import PHASES, SMALL_SIZE
 from sddlab.phases import PhaseReport
 
 FLOOR = 1e-6
 TICK_SPARSITIES = (0.0, 0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999)
 AXIS_TITLE = "sparsity (log axis of remaining prunable weights)"
-PHASE_COLOURS: dict[str, str] = {
-    "light": "rgba(150, 150, 150, 0.12)",
-    "critical": "rgba(214, 39, 40, 0.14)",
-    "sweet": "rgba(44, 160, 44, 0.16)",
-    "collapsed": "rgba(90, 90, 90, 0.22)",
-}
+PHASE_COLOURS: dict[str, str] = {phase: style.fill for phase, style in PHASES.items()}
 
 
 def remaining_fraction(sparsity: Any) -> np.ndarray:
@@ -87,16 +83,39 @@ def phase_bands(report: PhaseReport) -> list[dict[str, float | str]]:
 def shade_phases(fig: go.Figure, report: PhaseReport, rows: tuple[int, ...] | None = None,
                  label_y: float = 1.0) -> None:
     """Shade each phase band on the sparsity axis, labelled at `label_y` of the (first) plot's height
-    (by default just above the plot, so a label never sits on the data).
+    (by default just above the plot, so a label never sits on the data), and give the test-accuracy points
+    (traces whose `meta` is 'test_acc') the phase's marker: phases never differ by colour alone.
 
     Plotly places shapes on a log axis in data units but annotations in log10 units, so the two are
     added separately. `rows`: subplot rows to shade (the label goes on the first); None for a plain figure.
     """
-    for band in phase_bands(report):
+    bands = phase_bands(report)
+    mark_phases(fig, bands)
+    for band in bands:
         x0, x1 = float(band["x0"]), float(band["x1"])
         where = [{"row": row, "col": 1} for row in rows] if rows else [{}]
         for place in where:
             fig.add_vrect(x0=x0, x1=x1, fillcolor=PHASE_COLOURS[str(band["phase"])], line_width=0, layer="below",
                           **place)
-        fig.add_annotation(x=float(np.log10(np.sqrt(x0 * x1))), y=label_y, yref="y domain", text=str(band["phase"]),
-                           yanchor="bottom", showarrow=False, font={"size": 11, "color": "#555"}, **where[0])
+        phase = str(band["phase"])
+        fig.add_annotation(x=float(np.log10(np.sqrt(x0 * x1))), y=label_y, yref="y domain",
+                           text=PHASES[phase].label(phase), yanchor="bottom", showarrow=False,
+                           font={"size": SMALL_SIZE, "color": "#333"}, **where[0])
+
+
+def phase_at(bands: list[dict[str, float | str]], x: float) -> str | None:
+    """The phase whose band holds remaining fraction `x` (None outside every band)."""
+    for band in bands:
+        high, low = max(float(band["x0"]), float(band["x1"])), min(float(band["x0"]), float(band["x1"]))
+        if low <= x <= high:
+            return str(band["phase"])
+    return None
+
+
+def mark_phases(fig: go.Figure, bands: list[dict[str, float | str]]) -> None:
+    """Each point of the test-accuracy traces (`meta` 'test_acc') drawn with its phase's marker symbol."""
+    for trace in fig.data:
+        if getattr(trace, "meta", None) == "test_acc" and trace.x is not None and len(trace.x):
+            phases = [phase_at(bands, float(x)) for x in trace.x]
+            trace.marker.symbol = [PHASES[p].symbol if p else "circle" for p in phases]
+            trace.marker.size = 11  # large enough to tell ▼ from ★ from ✕ on a projector

@@ -7,12 +7,13 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from sddlab.figures.axis import remaining_fraction, sparsity_axis
+from sddlab.figures.theme import OKABE_ITO, TEMPLATE
 
 SHARES = {
-    "noisy_fitted": ("noisy examples fitted to their noisy label", "#d62728"),
-    "noisy_true": ("noisy examples predicted as their true class", "#2ca02c"),
-    "clean_right": ("clean examples predicted right", "#1f77b4"),
-    "clean_forgotten": ("clean examples forgotten since the dense level", "#7f7f7f"),
+    "noisy_fitted": ("noisy examples fitted to their noisy label", OKABE_ITO["vermillion"]),
+    "noisy_true": ("noisy examples predicted as their true class", OKABE_ITO["bluish green"]),
+    "clean_right": ("clean examples predicted right", OKABE_ITO["blue"]),
+    "clean_forgotten": ("clean examples forgotten since the dense level", OKABE_ITO["black"]),
 }
 
 
@@ -26,7 +27,7 @@ def regret_figure(summary: pd.DataFrame, title: str = "Which level to keep with 
         fig.add_bar(x=rows["rule"], y=rows["regret_mean"], name=group,
                     error_y={"type": "data", "array": rows["regret_std"].fillna(0.0).tolist()},
                     hovertemplate="%{x}: %{y:.2f} points<extra>" + group + "</extra>")
-    fig.update_layout(title=title, barmode="group", yaxis_title="regret (accuracy points)", template="plotly_white",
+    fig.update_layout(title=title, barmode="group", yaxis_title="regret (accuracy points)", template=TEMPLATE,
                       legend={"orientation": "h", "y": -0.2})
     return fig
 
@@ -42,7 +43,7 @@ def memorisation_figure(summary: pd.DataFrame, title: str = "Who is fitted, leve
                         hovertemplate="sparsity %{customdata:.2f}%: %{y:.3f}<extra>" + label + "</extra>")
     fig.add_scatter(x=x, y=summary["test_acc"], name="test accuracy", mode="lines", line={"dash": "dash",
                     "color": "black"})
-    fig.update_layout(title=title, yaxis_title="share of examples", template="plotly_white",
+    fig.update_layout(title=title, yaxis_title="share of examples", template=TEMPLATE,
                       legend={"orientation": "h", "y": -0.25})
     sparsity_axis(fig)
     return fig
@@ -59,11 +60,11 @@ def examples_figure(examples: pd.DataFrame, last_sparsity: float,
     scatter = go.Scattergl if len(noisy) > 5000 else go.Scatter  # WebGL only where SVG would crawl
     fig = go.Figure(scatter(
         x=remaining_fraction(sparsity), y=noisy["true_label"] + jitter, mode="markers",
-        marker={"size": 6, "color": noisy["label"], "colorscale": "Turbo", "showscale": True,
+        marker={"size": 6, "color": noisy["label"], "colorscale": "Viridis", "showscale": True,
                 "colorbar": {"title": "noisy label"}},
         customdata=np.stack([noisy["example"], noisy["true_label"], noisy["label"], 100 * sparsity], axis=1),
         hovertemplate="example %{customdata[0]}<br>true label %{customdata[1]}, noisy label %{customdata[2]}"
                       "<br>never fitted again from sparsity %{customdata[3]:.2f}%<extra></extra>"))
-    fig.update_layout(title=title, yaxis_title="true class", template="plotly_white")
+    fig.update_layout(title=title, yaxis_title="true class", template=TEMPLATE)
     sparsity_axis(fig)
     return fig

@@ -8,15 +8,13 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from sddlab.figures.axis import remaining_fraction, shade_phases, sparsity_axis
+from sddlab.figures.theme import PALETTE, PHASES, SERIES, TEMPLATE
 from sddlab.phases import PhaseReport
 
-ACCURACY_SERIES = (
-    ("test_acc", "test accuracy", "#1f77b4"),
-    ("train_acc_noisy", "train accuracy (noisy labels)", "#ff7f0e"),
-    ("memorized", "memorised noisy labels", "#d62728"),
-)
-DISTANCE_SERIES = (("learning_distance", "learning distance ‖w₀ − w⊙m‖", "#2ca02c"),)
-PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+ACCURACY_SERIES = tuple((column, SERIES[column].label, SERIES[column].colour)
+                        for column in ("test_acc", "train_acc_noisy", "memorized"))
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "pentagon", "hexagon", "star-square")
+DISTANCE_SERIES = (("learning_distance", SERIES["learning_distance"].label, SERIES["learning_distance"].colour),)
 
 
 def _aggregate(table: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -31,7 +29,7 @@ def _aggregate(table: pd.DataFrame, column: str) -> pd.DataFrame:
     return out
 
 
-def _band(fig: go.Figure, agg: pd.DataFrame, label: str, color: str, row: int) -> None:
+def _band(fig: go.Figure, agg: pd.DataFrame, label: str, color: str, row: int, column: str = "") -> None:
     """A mean line with markers, and a ± std band when several runs share a level."""
     hover = "level %{customdata[0]}<br>sparsity %{customdata[1]:.2%}<br>remaining %{customdata[2]}<br>%{y:.4f}"
     custom = np.stack([agg["level"], agg["sparsity"], agg["remaining"].round()], axis=1)
@@ -43,8 +41,11 @@ def _band(fig: go.Figure, agg: pd.DataFrame, label: str, color: str, row: int) -
                        showlegend=False, legendgroup=label),
             row=row, col=1,
         )
+    style = SERIES.get(column)
     fig.add_trace(
-        go.Scatter(x=agg["x"], y=agg["mean"], mode="lines+markers", name=label, line={"color": color},
+        go.Scatter(x=agg["x"], y=agg["mean"], mode="lines+markers", name=label,
+                   line={"color": color, "dash": style.dash if style else "solid"},
+                   marker={"symbol": style.symbol if style else "circle"}, meta=column,
                    customdata=custom, hovertemplate=hover + f"<extra>{label}</extra>", legendgroup=label),
         row=row, col=1,
     )
@@ -71,7 +72,7 @@ def curve_figure(table: pd.DataFrame, title: str = "Sparse double descent", phas
     for row, series in ((1, ACCURACY_SERIES), (2, DISTANCE_SERIES)):
         for column, label, color in series:
             if column in table and table[column].notna().any():
-                _band(fig, _aggregate(table, column), label, color, row=row)
+                _band(fig, _aggregate(table, column), label, color, row=row, column=column)
     sparsity_axis(fig, title=False, row=1)
     sparsity_axis(fig, row=2)
     fig.update_yaxes(title_text="accuracy / fraction", range=[0, 1.02], row=1, col=1)
@@ -80,7 +81,7 @@ def curve_figure(table: pd.DataFrame, title: str = "Sparse double descent", phas
         shade_phases(fig, phases, rows=(1, 2))
     _mark_diverged(fig, table)
     heading = f"{title}<br><sup>{subtitle}</sup>" if subtitle else title
-    fig.update_layout(title=heading, template="plotly_white", height=680, hovermode="x unified",
+    fig.update_layout(title=heading, template=TEMPLATE, height=680, hovermode="x unified",
                       legend={"orientation": "h", "y": -0.15})
     return fig
 
@@ -89,10 +90,10 @@ def comparison_figure(table: pd.DataFrame, by: str, title: str = "", column: str
     """One curve per value of `by` (e.g. 'noise.rate'): `column` solid, noisy-train accuracy dotted."""
     fig = go.Figure()
     for index, (value, group) in enumerate(table.groupby(by, sort=True)):
-        color = PALETTE[index % len(PALETTE)]
+        color, symbol = PALETTE[index % len(PALETTE)], SYMBOLS[index % len(SYMBOLS)]  # not colour alone
         agg = _aggregate(group, column)
         fig.add_trace(go.Scatter(x=agg["x"], y=agg["mean"], mode="lines+markers", name=f"{by}={value}",
-                                 line={"color": color}, legendgroup=str(value),
+                                 line={"color": color}, marker={"symbol": symbol}, legendgroup=str(value),
                                  error_y={"type": "data", "array": agg["std"], "visible": bool((agg["n"] > 1).any())}))
         if "train_acc_noisy" in group:
             train = _aggregate(group, "train_acc_noisy")
@@ -101,7 +102,7 @@ def comparison_figure(table: pd.DataFrame, by: str, title: str = "", column: str
                                      name=f"{by}={value} train (noisy)"))
     sparsity_axis(fig)
     fig.update_yaxes(title_text=f"{column} (solid), noisy-train accuracy (dotted)", range=[0, 1.02])
-    fig.update_layout(title=title, template="plotly_white", height=480)
+    fig.update_layout(title=title, template=TEMPLATE, height=480)
     return fig
 
 
@@ -111,22 +112,24 @@ def phase_figure(report: PhaseReport, title: str | None = None) -> go.Figure:
     x = remaining_fraction(frame["sparsity"])
     hover = [f"level {lv}<br>sparsity {100 * s:.2f} %" for lv, s in zip(frame["level"], frame["sparsity"], strict=True)]
     fig = go.Figure()
-    shade_phases(fig, report)
     errors = frame["test_se"].to_numpy() if report.n_seeds > 1 else None
-    for column, label, extra in (
-        ("test_acc", "test accuracy",
-         {"error_y": None if errors is None else {"type": "data", "array": errors, "visible": True}}),
-        ("train_acc_noisy", "train accuracy (noisy labels)", {"line": {"dash": "dot"}}),
+    for column, extra in (
+        ("test_acc", {"error_y": None if errors is None else {"type": "data", "array": errors, "visible": True}}),
+        ("train_acc_noisy", {}),
     ):
-        fig.add_trace(go.Scatter(x=x, y=frame[column], mode="lines+markers", name=label, text=hover,
-                                 hovertemplate=f"%{{text}}<br>{label} %{{y:.4f}}<extra></extra>", **extra))
-    for name, landmark, symbol in (("critical minimum", report.critical, "triangle-down"),
-                                   ("sweet peak", report.sweet, "star"), ("collapse", report.collapse, "x")):
+        style = SERIES[column]
+        fig.add_trace(go.Scatter(x=x, y=frame[column], mode="lines+markers", name=style.label, text=hover, meta=column,
+                                 line={"color": style.colour, "dash": style.dash}, marker={"symbol": style.symbol},
+                                 hovertemplate=f"%{{text}}<br>{style.label} %{{y:.4f}}<extra></extra>", **extra))
+    shade_phases(fig, report)  # after the test-accuracy trace: its points take their phase's marker
+    for name, landmark, phase in (("critical minimum", report.critical, "critical"),
+                                  ("sweet peak", report.sweet, "sweet"), ("collapse", report.collapse, "collapsed")):
         if landmark is not None:
             fig.add_trace(go.Scatter(x=remaining_fraction([landmark.sparsity]), y=[landmark.test_acc], mode="markers",
-                                     name=name, marker={"symbol": symbol, "size": 13, "color": "black"}))
+                                     name=name, marker={"symbol": PHASES[phase].symbol, "size": 16, "color": "black",
+                                                        "line": {"color": "white", "width": 1}}))
     sparsity_axis(fig)
     fig.update_yaxes(title="accuracy")
-    fig.update_layout(title=title or report.summary.split(":")[0], hovermode="closest", template="plotly_white",
+    fig.update_layout(title=title or report.summary.split(":")[0], hovermode="closest", template=TEMPLATE,
                       legend={"orientation": "h", "y": -0.2})
     return fig

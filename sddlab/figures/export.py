@@ -44,7 +44,8 @@ def config_subtitle(config: Config) -> str:
 def run_figure(run_dir: str | Path) -> go.Figure:
     """The curve of a (finished or partial) run directory, phases shaded, subtitled from its config."""
     config, table = RunStore(Path(run_dir)).config(), paper_axis(load(run_dir))  # official count: paper's axis
-    phases = detect_phases(table) if len(table) else None
+    measured = table[table["diverged"].isna()] if "diverged" in table else table  # a diverged level has no numbers
+    phases = detect_phases(table) if len(measured) else None
     return curve_figure(table, title=f"{config.name}: sparse double descent", phases=phases,
                         subtitle=config_subtitle(config))
 

@@ -23,25 +23,27 @@ from sddlab.errors import SddError
 from sddlab.events import EpochEnded, Event, LevelFinished, LevelStarted, RunStarted
 from sddlab.figures.axis import remaining_fraction, shade_phases, sparsity_axis
 from sddlab.figures.curve import ACCURACY_SERIES, DISTANCE_SERIES
+from sddlab.figures.theme import SERIES, SMALL_SIZE, TEMPLATE, rgba, seed_colour
 from sddlab.phases import detect_phases
 
 MIN_LEVELS_FOR_PHASES = 4  # fewer levels cannot show a dip and a recovery
 EMPTY_X = (0.0, -2.0)  # log10 range of remaining weights shown before any level (reversed: 0 % ... 99 %)
 LEVELS_TITLE = "accuracy and learning distance per level"
 EPOCHS_TITLE = "current level, per epoch"
-_LEGEND = {"orientation": "h", "y": -0.16, "yanchor": "top", "x": 0.0, "font": {"size": 11}}
-SEED_LINE = {"color": "rgba(31, 119, 180, 0.45)", "width": 1}  # the test-accuracy colour, thin and faded
-BAND_FILL = "rgba(31, 119, 180, 0.18)"
+_LEGEND = {"orientation": "h", "y": -0.16, "yanchor": "top", "x": 0.0, "font": {"size": SMALL_SIZE}}
+BAND_FILL = rgba(SERIES["test_acc"].colour, 0.18)  # the test-accuracy colour, see-through
 BAND_NAME = "test accuracy: mean ± std over seeds"
 
 
 def level_means(by_seed: dict[int, list[dict]]) -> list[dict]:
     """One record per level that some seed finished: numbers averaged over those seeds (values all seeds share
     kept exactly), with `seeds` (how many) and `test_acc_std`: the sample std (ddof=1, as the static curves'
-    bands in `figures.curve`) of their test accuracies, 0 while only one seed has finished the level."""
+    bands in `figures.curve`) of their test accuracies, 0 while only one seed has finished the level.
+    A diverged seed's level has no measurements: the mean is over the others (a gap when every seed diverged)."""
     means = []
     for level in sorted({r["level"] for records in by_seed.values() for r in records}):
-        rows = [r for records in by_seed.values() for r in records if r["level"] == level]
+        finished = [r for records in by_seed.values() for r in records if r["level"] == level]
+        rows = [r for r in finished if not r.get("diverged")] or finished[:1]
         mean = dict(rows[0])
         for key in mean:
             values = [r.get(key) for r in rows]
@@ -59,15 +61,16 @@ def level_figure(height: int = 450) -> go.Figure:
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.64, 0.36], vertical_spacing=0.05)
     for row, series in ((1, ACCURACY_SERIES), (2, DISTANCE_SERIES)):
         for column, label, color in series:
-            fig.add_scatter(x=[], y=[], mode="lines+markers", name=label, line={"color": color}, meta=column,
-                            row=row, col=1)
+            style = SERIES[column]
+            fig.add_scatter(x=[], y=[], mode="lines+markers", name=label, line={"color": color, "dash": style.dash},
+                            marker={"symbol": style.symbol}, meta=column, row=row, col=1)
     sparsity_axis(fig, title=False, row=1)
     sparsity_axis(fig, row=2)
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(title_text="distance", row=2, col=1)
-    fig.update_layout(template="plotly_white", height=height, autosize=True,
-                      margin={"t": 56, "b": 84, "l": 56, "r": 16},
-                      title={"text": LEVELS_TITLE, "y": 0.985, "yanchor": "top", "font": {"size": 14}},
+    fig.update_layout(template=TEMPLATE, height=height, autosize=True,
+                      margin={"t": 60, "b": 92, "l": 64, "r": 16},
+                      title={"text": LEVELS_TITLE, "y": 0.985, "yanchor": "top"},
                       legend=_LEGEND, hovermode="x unified")
     _empty_level_axes(fig)
     return fig
@@ -78,13 +81,13 @@ def epoch_figure(height: int = 230) -> go.Figure:
     fig = go.Figure()
     colours = {column: colour for column, _, colour in ACCURACY_SERIES}  # the level figure's colours
     for meta, name, extra in (("train_acc", "train accuracy (noisy labels)",
-                               {"line": {"color": colours["train_acc_noisy"]}}),
+                               {"line": {"color": colours["train_acc_noisy"], "dash": "dash"}}),
                               ("test_acc", "test accuracy", {"line": {"color": colours["test_acc"]}}),
                               ("train_loss", "train loss", {"yaxis": "y2", "line": {"dash": "dot", "color": "#777"}})):
         fig.add_scatter(x=[], y=[], mode="lines+markers", marker={"size": 5}, name=name, meta=meta, **extra)
     fig.update_layout(
-        template="plotly_white", height=height, autosize=True, margin={"t": 56, "b": 36, "l": 56, "r": 48},
-        title={"text": EPOCHS_TITLE, "y": 0.98, "yanchor": "top", "font": {"size": 14}}, legend=_LEGEND,
+        template=TEMPLATE, height=height, autosize=True, margin={"t": 56, "b": 36, "l": 64, "r": 56},
+        title={"text": EPOCHS_TITLE, "y": 0.98, "yanchor": "top", "font": {"size": SMALL_SIZE + 1}}, legend=_LEGEND,
         xaxis={"range": [0.5, 1.5], "dtick": 1}, yaxis={"title": "accuracy", "range": [0, 1.02]},
         yaxis2={"title": "loss", "overlaying": "y", "side": "right", "rangemode": "tozero", "range": [0, 1]},
     )
@@ -221,8 +224,9 @@ class LiveFigures:
         self.levels.add_scatter(x=[], y=[], mode="lines", line={"width": 0}, hoverinfo="skip", fill="tonexty",
                                 fillcolor=BAND_FILL, name=BAND_NAME, meta="band:upper", legendgroup="band",
                                 row=1, col=1)
-        for seed in seeds:
-            self.levels.add_scatter(x=[], y=[], mode="lines", line=SEED_LINE, name=f"seed {seed}",
+        for index, seed in enumerate(seeds):  # each seed its own palette colour, named on hover
+            self.levels.add_scatter(x=[], y=[], mode="lines", line={"color": seed_colour(index + 1), "width": 1.2},
+                                    opacity=0.7, name=f"seed {seed}",
                                     meta=f"seed:{seed}", showlegend=False, legendgroup="seeds", row=1, col=1)
 
     def _add_seed_record(self, seed: int, record: dict) -> None:
@@ -240,8 +244,8 @@ class LiveFigures:
         x = self._draw_lines([r for records in self.by_seed.values() for r in records])
         lower, upper, *lines = self.levels.data[self._base:]
         lower.x = upper.x = x
-        lower.y = [None if r["test_acc"] is None else r["test_acc"] - r["test_acc_std"] for r in self.records]
-        upper.y = [None if r["test_acc"] is None else r["test_acc"] + r["test_acc_std"] for r in self.records]
+        lower.y = [None if r.get("test_acc") is None else r["test_acc"] - r["test_acc_std"] for r in self.records]
+        upper.y = [None if r.get("test_acc") is None else r["test_acc"] + r["test_acc_std"] for r in self.records]
         for trace, records in zip(lines, self.by_seed.values(), strict=True):
             trace.x = [float(v) for v in remaining_fraction([r["sparsity"] for r in records])]
             trace.y = [r.get("test_acc") for r in records]
@@ -259,6 +263,7 @@ class LiveFigures:
         seeds' records: `detect_phases` averages over seeds); re-located after every level."""
         self.levels.layout.shapes, self.levels.layout.annotations = (), ()
         self.phases = ""
+        self.levels.data[0].marker.update(symbol=SERIES["test_acc"].symbol, size=None)  # phase markers go with shading
         if len(self.records) < MIN_LEVELS_FOR_PHASES:
             return
         try:

@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from sddlab.figures.axis import remaining_fraction, sparsity_axis
+from sddlab.figures.theme import OKABE_ITO, TEMPLATE
 
 
 def distance_figure(network: pd.DataFrame, variants: tuple[str, ...], name: str = "") -> go.Figure:
@@ -30,7 +31,7 @@ def distance_figure(network: pd.DataFrame, variants: tuple[str, ...], name: str 
     sparsity_axis(fig, row=2)
     fig.update_yaxes(title_text="test accuracy", row=1, col=1)
     fig.update_yaxes(title_text="distance / its maximum", row=2, col=1)
-    fig.update_layout(title=f"{name}: learning distance against test accuracy".strip(": "), template="plotly_white",
+    fig.update_layout(title=f"{name}: learning distance against test accuracy".strip(": "), template=TEMPLATE,
                       height=640, legend={"orientation": "h", "y": -0.15})
     return fig
 
@@ -47,7 +48,7 @@ def layer_figure(layers: pd.DataFrame, variant: str) -> go.Figure:
                                  name=str(layer)))
     sparsity_axis(fig)
     fig.update_yaxes(title=variant)
-    fig.update_layout(title=f"{variant} per layer", template="plotly_white")
+    fig.update_layout(title=f"{variant} per layer", template=TEMPLATE)
     return fig
 
 
@@ -63,7 +64,7 @@ def curvature_figure(table: pd.DataFrame) -> go.Figure:
     fig.add_trace(go.Scatter(x=x, y=part["top_eigenvalue"], mode="lines+markers", name="top eigenvalue"), 3, 1)
     for row in (1, 2, 3):
         sparsity_axis(fig, title=row == 3, row=row)
-    fig.update_layout(title="Curvature of the sparse networks", template="plotly_white", height=720, showlegend=False)
+    fig.update_layout(title="Curvature of the sparse networks", template=TEMPLATE, height=720, showlegend=False)
     return fig
 
 
@@ -80,7 +81,7 @@ def redense_figure(table: pd.DataFrame) -> go.Figure:
                                  line={"dash": "dot" if model == "sparse" else "dashdot"}, mode="lines+markers"))
     sparsity_axis(fig)
     fig.update_yaxes(title="accuracy")
-    fig.update_layout(title="Re-dense training: sparse vs re-dense", template="plotly_white")
+    fig.update_layout(title="Re-dense training: sparse vs re-dense", template=TEMPLATE)
     return fig
 
 
@@ -94,7 +95,7 @@ def correlation_figure(table: pd.DataFrame, method: str = "spearman", title: str
         f"{p}<br>{method} {v:.3f}, p = {pv:.3g}, n = {n}" if np.isfinite(v) else f"{p}<br>{note or 'undefined'}"
         for p, v, pv, n, note in zip(table["predictor"], values, table[f"{method}_p"], table["n"], notes, strict=True)
     ]
-    colours = ["#2ca02c" if v > 0 else "#d62728" for v in values.fillna(0.0)]
+    colours = [OKABE_ITO["blue"] if v > 0 else OKABE_ITO["vermillion"] for v in values.fillna(0.0)]  # and the sign
     fig = go.Figure(
         go.Bar(
             x=table["predictor"],
@@ -107,5 +108,5 @@ def correlation_figure(table: pd.DataFrame, method: str = "spearman", title: str
         )
     )
     fig.update_yaxes(range=[-1.1, 1.1], title=f"{method} rank correlation")
-    fig.update_layout(title=title or f"Rank correlation with the target ({method})")
+    fig.update_layout(title=title or f"Rank correlation with the target ({method})", template=TEMPLATE)
     return fig

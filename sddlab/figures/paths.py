@@ -9,11 +9,13 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from sddlab.figures.theme import OKABE_ITO, PALETTE, TEMPLATE
+
 
 def interpolation_figure(df: pd.DataFrame, title: str = "Linear interpolation") -> go.Figure:
     """Loss (left) and accuracy (right) against alpha from `interpolate`'s table, one line per split."""
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
-    colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+    colours = PALETTE
     for i, (split, part) in enumerate(df.groupby("split", sort=False)):
         colour = colours[i % len(colours)]
         part = part.sort_values("alpha")
@@ -36,7 +38,7 @@ def interpolation_figure(df: pd.DataFrame, title: str = "Linear interpolation") 
             col=2,
         )
     fig.update_xaxes(title="alpha (0 = model a, 1 = model b)")
-    fig.update_layout(title=title)
+    fig.update_layout(title=title, template=TEMPLATE)
     return fig
 
 
@@ -62,7 +64,7 @@ def loss_curve_figure(curves: pd.DataFrame | Mapping[str, pd.DataFrame], title: 
             col=2,
         )
     fig.update_xaxes(title="step along the filter-normalised direction")
-    fig.update_layout(title=title)
+    fig.update_layout(title=title, template=TEMPLATE)
     return fig
 
 
@@ -71,9 +73,10 @@ def flatness_figure(summary: pd.DataFrame, path: pd.DataFrame, curves: pd.DataFr
     fig = make_subplots(rows=2, cols=2, subplot_titles=("sparse -> re-dense interpolation (train loss)",
                                                         "1-D loss curve (train loss, direction 0)",
                                                         "Hessian trace", "top eigenvalue"))
-    colours = {"dense": "#1f77b4", "critical": "#d62728", "sweet": "#2ca02c", "collapse": "#7f7f7f"}
+    colours = {"dense": OKABE_ITO["blue"], "critical": OKABE_ITO["vermillion"], "sweet": OKABE_ITO["bluish green"],
+               "collapse": OKABE_ITO["black"]}
     for _, row in summary.iterrows():
-        colour = colours.get(row["phase"], "#9467bd")
+        colour = colours.get(row["phase"], OKABE_ITO["reddish purple"])
         label = f"{row['phase']} (level {row['level']})"
         line = path[(path["level"] == row["level"]) & (path["split"] == "train")].sort_values("alpha")
         fig.add_trace(go.Scatter(x=line["alpha"], y=line["loss"], name=label, legendgroup=label,
@@ -82,12 +85,12 @@ def flatness_figure(summary: pd.DataFrame, path: pd.DataFrame, curves: pd.DataFr
         curve = curve.sort_values("alpha")
         fig.add_trace(go.Scatter(x=curve["alpha"], y=curve["loss"], name=label, legendgroup=label, showlegend=False,
                                  line={"color": colour}), 1, 2)
-    bar_colours = [colours.get(p, "#9467bd") for p in summary["phase"]]
+    bar_colours = [colours.get(p, OKABE_ITO["reddish purple"]) for p in summary["phase"]]
     fig.add_trace(go.Bar(x=summary["phase"], y=summary["hessian_trace"], marker_color=bar_colours, showlegend=False),
                   2, 1)
     fig.add_trace(go.Bar(x=summary["phase"], y=summary["top_eigenvalue"], marker_color=bar_colours, showlegend=False),
                   2, 2)
     fig.update_xaxes(title_text="alpha", row=1, col=1)
     fig.update_xaxes(title_text="step along the direction", row=1, col=2)
-    fig.update_layout(title="Flatness at the phase sparsities", template="plotly_white", height=720)
+    fig.update_layout(title="Flatness at the phase sparsities", template=TEMPLATE, height=720)
     return fig

@@ -1,7 +1,9 @@
-"""Seeds of one config trained together as one stacked model (MLP family), written as ordinary run directories."""
+"""Seeds of one config trained together as one stacked model, written as ordinary run directories.
 
-from sddlab.lockstep.group import SeedListener, check_lockstep, run_lockstep, run_seeds
+The entry points that run configs (`run_lockstep`, `run_seeds`) live in `sddlab.runs`, beside `run`.
+"""
+
+from sddlab.lockstep.group import LockstepGroup, SeedListener, check_lockstep
 from sddlab.lockstep.stacked import LOCKSTEP_MODELS, StackedMLP, supports_lockstep
 
-__all__ = ["LOCKSTEP_MODELS", "SeedListener", "StackedMLP", "check_lockstep", "run_lockstep", "run_seeds",
-           "supports_lockstep"]
+__all__ = ["LOCKSTEP_MODELS", "LockstepGroup", "SeedListener", "StackedMLP", "check_lockstep", "supports_lockstep"]

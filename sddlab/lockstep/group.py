@@ -2,25 +2,28 @@
 
 Each seed keeps its own `Experiment` (init, noise draw, data order, masks, records, store and lock);
 only the training spans of a level run together. Pretraining to a rewind point t > 0 runs per seed.
+Every epoch end follows `sddlab.epoch_end`, as a single run's: each seed is evaluated, announced and
+checked for divergence; the group checkpoints and stops as one.
+
+A seed that diverges is recorded as a single run's would be (its level record holds the reason, no
+measurements) and leaves the group at that epoch end; the other seeds go on from there, restacked, to the
+last level. The group then raises `SeedsDiverged`, one line naming each diverged seed and why; a rerun
+repeats it for those seeds without training them (the others are finished and read back).
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from sddlab import paths
-from sddlab.app.progress import ProgressBar
 from sddlab.config import Config
+from sddlab.divergence import Diverged, SeedsDiverged, largest_per_seed
+from sddlab.epoch_end import Checkpoints
 from sddlab.errors import ConfigError
-from sddlab.events import EpochEnded, Event, Listener, RunFinished
-from sddlab.experiment import Experiment, LevelStart, StopRequested, replay_stored
+from sddlab.events import Event
+from sddlab.experiment import Experiment, LevelStart
 from sddlab.lockstep.loop import train_stacked
 from sddlab.lockstep.stacked import (
     LOCKSTEP_MODELS,
@@ -29,16 +32,13 @@ from sddlab.lockstep.stacked import (
     stack_optimizer_states,
     supports_lockstep,
 )
-from sddlab.metrics import evaluate
-from sddlab.preparation import prepare
 from sddlab.resume import restore_partial, save_partial
-from sddlab.runs import is_finished, open_store, run, run_dir_of, with_seeds
-from sddlab.runtime import Runtime, resolve_device
-from sddlab.store import RunStore, check_writable
+from sddlab.runtime import Runtime
+from sddlab.store import partial_checkpoint
 from sddlab.training import EpochStats, make_optimizer
 
 SeedListener = Callable[[int, Event], None]  # (seed, event): the explorer's per-seed curves and bands
-Member = tuple[Experiment, LevelStart, "torch.optim.Optimizer | None"]
+Member = tuple[int, LevelStart, "torch.optim.Optimizer | None"]  # (experiment index, level start, resumed state)
 
 
 def check_lockstep(configs: Sequence[Config]) -> None:
@@ -59,149 +59,129 @@ def check_lockstep(configs: Sequence[Config]) -> None:
 
 
 class LockstepGroup:
-    """Runs the levels of K seeds' experiments; the seeds that still need a level train it together."""
+    """Runs the levels of K seeds' experiments; the seeds that still need a level train it together.
+
+    A seed that diverges (now, or in a stored record) is recorded and left out of later levels; `run`
+    finishes the others, then raises `SeedsDiverged`."""
 
     def __init__(self, experiments: list[Experiment], runtime: Runtime):
         self.experiments, self.runtime = experiments, runtime
+        self.diverged: dict[int, Diverged] = {}  # experiment index -> why it left the group
 
     def run(self) -> list[Path]:
-        starts = [experiment.begin() for experiment in self.experiments]
+        starts = {}
+        for k, experiment in enumerate(self.experiments):
+            try:
+                starts[k] = experiment.begin()
+            except Diverged as error:  # stored, or in the pre-training to the rewind point
+                self.diverged[k] = error
         levels = self.experiments[0].config.experiment.levels + 1
         for level in range(levels):
-            active = [k for k, e in enumerate(self.experiments) if not e.store.has_level(level)]
+            active = [k for k in starts if k not in self.diverged and not self.experiments[k].store.has_level(level)]
             if not active:
                 continue
-            begun = [(self.experiments[k], self.experiments[k].start_level(level, *starts[k])) for k in active]
+            begun = {k: self.experiments[k].start_level(level, *starts[k]) for k in active}
             self._train_level(level, begun)
-            for experiment, start in begun:
-                experiment.finish_level(start)
-        return [experiment.end() for experiment in self.experiments]
+            for k, start in begun.items():
+                if k not in self.diverged:
+                    self.experiments[k].finish_level(start)
+        finished = [e.end() for k, e in enumerate(self.experiments) if k not in self.diverged]
+        if self.diverged:
+            raise SeedsDiverged({self.experiments[k].seed: error for k, error in self.diverged.items()},
+                                len(self.experiments))
+        return finished
 
-    def _train_level(self, level: int, begun: list[tuple[Experiment, LevelStart]]) -> None:
+    def _train_level(self, level: int, begun: dict[int, LevelStart]) -> None:
         """Resume each seed from its partial checkpoint, then train together the seeds at the same iteration."""
         groups: dict[int, list[Member]] = {}
-        for experiment, start in begun:
-            name, at, optimizer = f"partial-{start.span.stream}", start.span.start, None
+        for k, start in begun.items():
+            experiment = self.experiments[k]
+            name, at, optimizer = partial_checkpoint(start.span.stream), start.span.start, None
             if experiment.store.has_checkpoint(name):
                 optimizer = make_optimizer(experiment.model, start.span.training)
                 at = restore_partial(experiment.store, name, experiment.model, optimizer, experiment.device)
-            groups.setdefault(at, []).append((experiment, start, optimizer))
+            groups.setdefault(at, []).append((k, start, optimizer))
         for at, members in sorted(groups.items()):
             self._train_together(level, members, at)
 
     def _train_together(self, level: int, members: list[Member], at: int) -> None:
-        training = members[0][1].span.training
-        stacked = StackedMLP([experiment.model for experiment, _, _ in members])
-        optimizer = make_optimizer(stacked, training)
-        if at > members[0][1].span.start:
-            optimizer.load_state_dict(stack_optimizer_states([opt.state_dict() for _, _, opt in members]))
-        dtype = stacked.stack[0].dtype
-        masks = {name: torch.stack([start.mask[name] for _, start, _ in members]).to(stacked.stack[0].device, dtype)
-                 for name in members[0][1].mask}
-        spans = [start.span.resumed_at(at) for _, start, _ in members]
-        hook = _EpochEnd(level, members, stacked, optimizer, self.runtime)
-        train_stacked(stacked, masks, [e.setup.data for e, _, _ in members], spans, optimizer, self.runtime,
-                      hook, track=members[0][0].epoch_metrics)
-        for k, (experiment, _, _) in enumerate(members):
-            stacked.copy_into(k, experiment.model)
+        """Train `members` from iteration `at`; seeds that diverge are recorded and the rest restacked."""
+        while members:
+            stacked = StackedMLP([self.experiments[k].model for k, _, _ in members])
+            training = members[0][1].span.training
+            optimizer = make_optimizer(stacked, training)
+            if at > members[0][1].span.start:
+                optimizer.load_state_dict(stack_optimizer_states([opt.state_dict() for _, _, opt in members]))
+            dtype = stacked.stack[0].dtype
+            masks = {name: torch.stack([start.mask[name] for _, start, _ in members]).to(stacked.stack[0].device,
+                                                                                         dtype)
+                     for name in members[0][1].mask}
+            spans = [start.span.resumed_at(at) for _, start, _ in members]
+            hook = _EpochEnd(self.experiments, level, members, stacked, optimizer)
+            try:
+                train_stacked(stacked, masks, [self.experiments[k].setup.data for k, _, _ in members], spans,
+                              optimizer, self.runtime, hook, track=self.experiments[members[0][0]].epoch_metrics)
+            except _SeedsLeft as left:  # record them as a single run would; the others go on from here
+                for k, start, _ in members:
+                    if k in left.errors:
+                        self.diverged[k] = left.errors[k]
+                        self.experiments[k].record_diverged(start, left.errors[k])
+                members = [(k, start, hook.seed_optimizer(i)) for i, (k, start, _) in enumerate(members)
+                           if k not in left.errors]
+                at = left.iteration
+                continue
+            for i, (k, _, _) in enumerate(members):
+                stacked.copy_into(i, self.experiments[k].model)
+            return
+
+
+class _SeedsLeft(Exception):
+    """Seeds of the stacked model diverged at an epoch end (by experiment index); the others go on from
+    `iteration`, their weights already copied into their models."""
+
+    def __init__(self, errors: dict[int, Diverged], iteration: int):
+        super().__init__(f"{len(errors)} seed(s) diverged at iteration {iteration}")
+        self.errors, self.iteration = errors, iteration
 
 
 class _EpochEnd:
-    """Per-seed epoch events, partial checkpoints every `checkpoint_every` seconds, and stop requests."""
+    """The epoch-end policy (`sddlab.epoch_end`) for a stacked group: each seed's part, then the group's
+    checkpoints and stop request; diverged seeds leave the group (`_SeedsLeft`)."""
 
-    def __init__(self, level: int, members: list[Member], stacked: StackedMLP, optimizer: torch.optim.Optimizer,
-                 runtime: Runtime):
-        self.level, self.members, self.stacked = level, members, stacked
-        self.optimizer, self.runtime = optimizer, runtime
-        self.lead = members[0][0]
-        self.last_checkpoint = time.monotonic()
+    def __init__(self, experiments: list[Experiment], level: int, members: list[Member], stacked: StackedMLP,
+                 optimizer: torch.optim.Optimizer):
+        self.experiments, self.members, self.stacked, self.optimizer = experiments, members, stacked, optimizer
+        self.runs = [experiments[k].epoch_end(level) for k, _, _ in members]
+        lead = experiments[members[0][0]]
+        self.checkpoints = Checkpoints(lead.should_stop, lead.checkpoint_every, self._checkpoint)
 
     def __call__(self, stats: list[EpochStats]) -> None:
-        for k, (experiment, _, _) in enumerate(self.members):
-            seed_stats = stats[k]
-            if experiment.epoch_metrics:
-                self.stacked.copy_into(k, experiment.model)
-                data = experiment.setup.data
-                test = evaluate(experiment.model, data.x_test, data.y_test, transform=data.spec.eval_transform,
-                                runtime=self.runtime)
-                seed_stats = dataclasses.replace(seed_stats, test_acc=test.acc)
-            experiment.listener(EpochEnded(self.level, seed_stats))
-        stop = self.lead.should_stop is not None and self.lead.should_stop()
-        if stats[0].finished:
-            return
-        if stop or time.monotonic() - self.last_checkpoint > self.lead.checkpoint_every:
-            self._checkpoint(stats[0].iteration)
-        if stop:
-            raise StopRequested(f"stopped at iteration {stats[0].iteration}")
+        peaks = largest_per_seed(list(self.stacked.stack))  # one pass over the stacked weights for every seed
+        diverged = {}
+        for i, (k, _, _) in enumerate(self.members):
+            if self.runs[i].evaluate:
+                self.stacked.copy_into(i, self.experiments[k].model)
+            try:
+                self.runs[i](stats[i], peaks[i])
+            except Diverged as error:
+                diverged[k] = error
+        if diverged:
+            for i, (k, _, _) in enumerate(self.members):
+                self.stacked.copy_into(i, self.experiments[k].model)
+            raise _SeedsLeft(diverged, stats[0].iteration)
+        self.checkpoints(stats[0])
+
+    def seed_optimizer(self, i: int) -> torch.optim.Optimizer:
+        """Member i's slice of the stacked optimizer as an ordinary optimizer over its model."""
+        k, start, _ = self.members[i]
+        optimizer = make_optimizer(self.experiments[k].model, start.span.training)
+        optimizer.load_state_dict(slice_optimizer_state(self.optimizer.state_dict(), i))
+        return optimizer
 
     def _checkpoint(self, iteration: int) -> None:
         """Each seed's model and optimizer state, as an ordinary run's partial checkpoint."""
-        state = self.optimizer.state_dict()
-        for k, (experiment, start, _) in enumerate(self.members):
-            self.stacked.copy_into(k, experiment.model)
-            seed_optimizer = make_optimizer(experiment.model, start.span.training)
-            seed_optimizer.load_state_dict(slice_optimizer_state(state, k))
-            save_partial(experiment.store, f"partial-{start.span.stream}", experiment.model, seed_optimizer, iteration)
-        self.last_checkpoint = time.monotonic()
-
-
-def _emitter(seed: int, listener: SeedListener | None, progress: bool) -> Listener:
-    bar = ProgressBar() if progress else None
-
-    def emit(event: Event) -> None:
-        if bar is not None:
-            bar(event)
-        if listener is not None:
-            listener(seed, event)
-
-    return emit
-
-
-def run_lockstep(configs: Sequence[Config], results: str | Path | None = None, *, data_dir: str | Path | None = None,
-                 device: str = "auto", progress: bool = True, listener: SeedListener | None = None,
-                 should_stop: Callable[[], bool] | None = None, checkpoint_every: float = 60.0,
-                 runtime: Runtime | None = None, epoch_metrics: bool = False) -> list[Path]:
-    """Run (or resume, or read back) configs that differ only in their seed, in lockstep; their run directories.
-
-    Finished seeds are read back; the others are validated and built before any directory is created.
-    `listener(seed, event)` gets each seed's events; one progress bar follows the first seed to train.
-    """
-    check_lockstep(configs)
-    results = paths.results_dir(results)
-    check_writable(results)
-    runtime = runtime or Runtime(device=resolve_device(device))
-    pending = []
-    for config in configs:
-        seed = config.experiment.seed
-        if is_finished(config, results):
-            store, emit = RunStore(run_dir_of(config, results)), _emitter(seed, listener, False)
-            replay_stored(store, emit, [0] * (config.experiment.levels + 1))
-            emit(RunFinished(store.dir))
-        else:
-            pending.append(config)
-    if pending:
-        runtime.configure_backends()
-        setups = [prepare(config, data_dir, runtime) for config in pending]
-        stores = sorted(((open_store(setup, results), setup) for setup in setups), key=lambda pair: pair[0].dir.name)
-        with contextlib.ExitStack() as held:
-            for store, _ in stores:  # one writer per run directory; a fixed order, so groups never deadlock
-                held.enter_context(store.lock())
-            emitters = [_emitter(setup.config.experiment.seed, listener, progress and i == 0)
-                        for i, (_, setup) in enumerate(stores)]
-            experiments = [Experiment(setup, store, emit, should_stop, checkpoint_every, epoch_metrics)
-                           for (store, setup), emit in zip(stores, emitters, strict=True)]
-            LockstepGroup(experiments, setups[0].runtime).run()
-    return [run_dir_of(config, results) for config in configs]
-
-
-def run_seeds(config: Config, seeds: Sequence[int], results: str | Path | None = None, *, lockstep: bool = True,
-              listener: SeedListener | None = None, **run_kwargs: Any) -> list[Path]:
-    """K seeds of `config`: in lockstep when the model allows it (and `lockstep`), else one run after another.
-
-    `listener(seed, event)` receives every seed's events (the explorer's seeds control draws its band from them).
-    """
-    configs = with_seeds(config, seeds)
-    if lockstep and supports_lockstep(config) and len(configs) > 1:
-        return run_lockstep(configs, results, listener=listener, **run_kwargs)
-    return [run(c, results, listener=None if listener is None else _emitter(c.experiment.seed, listener, False),
-                **run_kwargs) for c in configs]
+        for i, (k, start, _) in enumerate(self.members):
+            experiment = self.experiments[k]
+            self.stacked.copy_into(i, experiment.model)
+            save_partial(experiment.store, partial_checkpoint(start.span.stream), experiment.model,
+                         self.seed_optimizer(i), iteration)
