@@ -23,6 +23,15 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
         echo "chromium could not be installed: browser tests will be skipped" >&2
     fi
 fi
+# The whole Fashion-MNIST (60k/10k), read in place from Debian's package (offline; no copy, no download).
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] && [ "$(id -u)" = 0 ] \
+        && command -v apt-get >/dev/null 2>&1; then
+    echo "installing dataset-fashion-mnist (apt) ..." >&2
+    if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; } \
+            >/dev/null 2>&1; then
+        echo "dataset-fashion-mnist could not be installed: the Fashion-MNIST presets need data/fashion-mnist/" >&2
+    fi
+fi
 # Notebooks stay output-free in git: nbstripout as the *.ipynb clean filter named in .gitattributes.
 if [ -x .venv/bin/nbstripout ] && git rev-parse --git-dir >/dev/null 2>&1 \
         && ! git config --local --get filter.nbstripout.clean >/dev/null 2>&1; then

@@ -123,6 +123,16 @@ OTHER_MODES = {
 }
 REDUCED = {"fig1-lenet-mnist-cpu", "fig1-cifar10-cpu", "fig1-lenet-mnist5k"}
 NOISIER = {"fig1-lenet-mnist5k-noise40": ("fig1-lenet-mnist5k", 0.4)}  # a reduced preset at another noise rate
+FASHION = {"fig1-lenet-fashion": "200ep", "fig1-lenet-fashion-laptop": "20ep"}  # Figure 1's protocol, 60k images
+
+
+@pytest.mark.parametrize("name", list(FASHION))
+def test_fashion_presets_are_figure_1s_lenet_protocol_on_all_of_fashion_mnist(name):
+    config, mnist = sddlab.get_preset(name), sddlab.get_preset("fig1-lenet-mnist")
+    expected = ("fashion-mnist", None, FASHION[name])
+    assert (config.data.name, config.data.subset, str(config.training.duration)) == expected
+    changed = {"data.name": "mnist", "training.duration": "200ep"}
+    assert config.with_overrides(changed).short_hash() == mnist.short_hash()  # nothing else differs
 
 
 def assert_table_b(config: Config, row: str, rewind: bool = True) -> None:
@@ -174,7 +184,7 @@ def test_retraining_mode_presets_match_table_b(name):
 
 def test_every_paper_preset_is_pinned_and_tiny_imagenet_is_one_shot():
     laptop = {"digits", "digits-noise20", "digits-clean", "digits-finetune", "mnist1d", "tiny"}
-    assert set(list_presets()) == laptop | set(PAPER_PRESETS) | set(OTHER_MODES) | REDUCED | set(NOISIER)
+    assert set(list_presets()) == laptop | set(PAPER_PRESETS) | set(OTHER_MODES) | REDUCED | set(NOISIER) | set(FASHION)
     assert list_presets()["resnet101-tiny-imagenet"].pruning.strategy == "oneshot"
 
 
