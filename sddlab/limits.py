@@ -16,7 +16,9 @@ from typing import Any
 import torch
 
 from sddlab.config import Config
+from sddlab.data import DATASETS
 from sddlab.errors import ConfigError
+from sddlab.models.registry import MODELS
 
 MAX_POINTS = 10_000  # runs in one sweep (grid points x seeds) unless the sweep raises it (--max-points)
 NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
@@ -59,9 +61,6 @@ def parameter_count(config: Config, meta: bool = False) -> int:
 
     An MLP's count is its widths' sum of (inputs + 1) x outputs, without building it (`meta` forces the
     build): a meta build costs milliseconds a layer, and `model.hidden` may list thousands of layers."""
-    from sddlab.data import DATASETS
-    from sddlab.models.registry import MODELS
-
     data = DATASETS[config.data.name]
     if config.model.name == "mlp" and not meta:
         widths = (math.prod(data.input_shape), *config.model.hidden, data.num_classes)

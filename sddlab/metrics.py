@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
+from sddlab.confidence import calibration_fields
 from sddlab.data.device import DeviceData
 from sddlab.pruning import Mask
 from sddlab.runtime import Runtime
@@ -125,8 +126,6 @@ def level_metrics(
 def test_calibration(test: Evaluation, labels: torch.Tensor) -> dict[str, float]:
     """ECE (15 equal-width bins), adaptive ECE (15 equal-mass bins) and mean confidence on the clean test
     set; with `test_loss` (the test NLL) they say how well the level's confidence matches its accuracy."""
-    from sddlab.analyses.math.calibration import calibration_fields  # pure math; the package imports the runs
-
     assert test.confidence is not None
     return calibration_fields(test.confidence.cpu().numpy(), (test.predictions == labels).cpu().numpy())
 

@@ -110,9 +110,13 @@ class Pace:
             return torch.get_num_threads()
         return self._threads
 
+    def reset(self) -> None:
+        """Forget the run (its fastest epoch, the note) without calling `on_note`: the run has ended."""
+        self.fastest, self.note, self._key, self._load = None, "", (), None
+
     def __call__(self, event: Event) -> None:
         if isinstance(event, RunStarted):
-            self.fastest, self._key, self._load = None, (), None
+            self.reset()
             self._sampler = self._sampler or LoadSampler()
         elif isinstance(event, EpochEnded) and event.level >= 0:
             self._epoch(event.stats.seconds)

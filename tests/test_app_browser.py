@@ -2,7 +2,7 @@
 
 The app starts in a class folder with no SDDLAB_RESULTS (its runs must land in that folder's results/), with
 `-p preset digits`. At 1366×768 and then 1024×768 (a new page, so a new kernel) a student runs a short
-configuration, stops it after two level markers, resumes it to the end; no code cell or notebook-only text
+configuration, stops it once a level is stored, resumes it to the end; no code cell or notebook-only text
 shows, and nothing is wider than the window. Screenshots go to $SDDLAB_BROWSER_ARTIFACTS (else the test's tmp dir).
 """
 
@@ -86,11 +86,11 @@ def _run_stop_resume(page, epochs: int, results: Path) -> None:
     set_text(page, "text", "epochs / level", str(epochs))
     _until(page, lambda: "changed:" in _text(page), 60, "the changed-preset note")
     button(page, "Run").click(timeout=120_000)
-    _until(page, lambda: _levels_on_disk(results, epochs) >= 2, 300, "two stored levels")
+    _until(page, lambda: _levels_on_disk(results, epochs) >= 1, 300, "a stored level")
     button(page, "Stop").click(timeout=120_000)
     _until(page, lambda: "stopped; finished levels are kept" in _text(page), 120, "the stop")
     kept = level_points(page)
-    assert 2 <= kept <= LEVELS
+    assert 1 <= kept <= LEVELS
     page.wait_for_timeout(1500)
     assert level_points(page) == kept, "nothing trains after Stop"
     button(page, "Resume").click(timeout=120_000)
@@ -111,7 +111,7 @@ def test_app_runs_stops_and_resumes_with_code_hidden(tmp_path, artifacts):
     with voila_app(folder, home, ["-p", "preset", "digits"]) as url, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            for (width, height), epochs in (((1366, 768), 10), ((1024, 768), 8)):
+            for (width, height), epochs in (((1366, 768), 10), ((1024, 768), 15)):
                 page = browser.new_page(viewport={"width": width, "height": height})
                 page.goto(url, timeout=300_000)
                 _run_stop_resume(page, epochs, folder / "results")

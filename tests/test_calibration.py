@@ -14,7 +14,7 @@ import sddlab
 import sddlab.experiment
 import sddlab.metrics
 from sddlab.analyses.calibration import calibration, with_calibration
-from sddlab.analyses.math.calibration import (
+from sddlab.confidence import (
     calibration_fields,
     expected_calibration_error,
     negative_log_likelihood,

@@ -17,7 +17,7 @@ import pandas as pd
 
 from sddlab.analyses.cache import AnalysisCache, AnalysisResult
 from sddlab.analyses.levels import AnalysedRun, OpenedLevel, as_run
-from sddlab.analyses.math.calibration import BINS, calibration_fields, reliability_bins
+from sddlab.confidence import BINS, calibration_fields, reliability_bins
 from sddlab.figures.calibration import calibration_figure, reliability_figure
 from sddlab.metrics import evaluate
 from sddlab.phases import detect_phases

@@ -86,7 +86,8 @@ def export(fig: go.Figure, stem: Path, formats: list[str], echo: Callable[..., N
     written = []
     for kind in sorted(formats, key=lambda kind: kind != "html"):
         try:
-            written.append(export_figure(fig, stem.with_suffix(f".{kind}"), width=1100, height=650))
+            written.append(export_figure(fig, stem.with_suffix(f".{kind}"), width=1100,
+                                         height=fig.layout.height or 650))
         except SddError as error:
             echo(f"sddlab: {error}", err=True)
             formats[:] = [kind for kind in formats if kind == "html"]
@@ -167,8 +168,8 @@ def diagram(
     out.mkdir(parents=True, exist_ok=True)
     tables = {"ridges": built.ridges, "runs": built.runs, "calibration": calibration_table(built)}
     figures = {"diagram": diagram_figure(built),
-               "calibration": calibration_figure(built.table, by="column", title=f"Calibration along the sparsity "
-                                                 f"axis, by {field} (mean over seeds)")}
+               "calibration": calibration_figure(built.table, by="column", label=field, title=f"Calibration "
+                                                 f"along the sparsity axis, by {field} (mean over seeds)")}
     if field in WIDTH_FIELDS:
         tables["remaining"] = remaining_table(built)
         figures["remaining"] = remaining_figure(tables["remaining"], field)

@@ -185,13 +185,13 @@ class Explorer:
                               should_stop=self._stop.is_set, epoch_metrics=True, device=self.device)
                 write_run_figure(run_dir)
                 where = str(run_dir)
-            self._set_status(f"finished: {html.escape(where)} (figure.html written)")
+            self._outcome(f"finished: {html.escape(where)} (figure.html written)")
         except StopRequested:
             seeds.write_partial_figures(config, count, self.results)
-            self._set_status("stopped; finished levels are kept, Resume continues")
+            self._outcome("stopped; finished levels are kept, Resume continues")
         except (Diverged, SeedsDiverged) as error:  # the curves stay: a gap at the level, the other seeds go on
             seeds.write_partial_figures(config, count, self.results)
-            self._set_status(f"<span style='color:#c00'><b>diverged:</b> {html.escape(str(error))}</span>")
+            self._outcome(f"<span style='color:#c00'><b>diverged:</b> {html.escape(str(error))}</span>")
         except DatasetMissing as error:
             _remove_new_empty(self.data_dir, before)
             self._show_error(ChoiceError("data set", f"{config.data.name} is not on disk and could not be downloaded "
@@ -258,9 +258,14 @@ class Explorer:
         small = f"font-size:{UI_PX['small']}px;line-height:1.3"
         phases = (f"<div style='{small}'>phases: {html.escape(self.figures.phases)}</div>"
                   if self.figures.phases else "")
-        slow = (f"<div style='{small};color:#a34500'><b>⚠ {html.escape(self.pace.note)}</b></div>"
-                if self.pace.note and self.running else "")
-        self.status.value = f"<div style='font-size:{UI_PX['text']}px'>{text}</div>{slow}{phases}"
+        note = self.pace.note
+        slow = f"<div style='{small};color:#a34500'><b>⚠ {html.escape(note)}</b></div>" if note else ""
+        self.status.value = f"<div style='font-size:{UI_PX['text']}px;line-height:1.35'>{text}</div>{slow}{phases}"
+
+    def _outcome(self, text: str) -> None:
+        """How the run ended, in the status line; a slow-run note belongs to the run and goes with it."""
+        self.pace.reset()
+        self._set_status(text)
 
     def _show_error(self, error: object) -> None:
         """The error in red, in place of the curves and the table of another configuration."""

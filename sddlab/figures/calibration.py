@@ -21,30 +21,35 @@ PANELS = (  # (row, column, label, dash)
 
 
 def calibration_figure(table: pd.DataFrame, by: str | None = None, title: str = "Calibration along the sparsity axis",
-                       phases: PhaseReport | None = None) -> go.Figure:
-    """Three panels over the sparsity axis, means over seeds per level: accuracy with mean confidence (the
-    gap is over-confidence), ECE and adaptive ECE, NLL. `by`: one colour per group (e.g. the swept field)."""
-    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.05,
-                        subplot_titles=("accuracy and confidence", "expected calibration error", "negative "
-                                        "log-likelihood"))
+                       phases: PhaseReport | None = None, label: str | None = None) -> go.Figure:
+    """Three panels over the sparsity axis, means over seeds per level: accuracy (solid) with mean confidence
+    (dotted; the gap is over-confidence), ECE over equal-width (solid) and equal-mass bins (dotted), NLL.
+    `by`: one colour per group (e.g. the swept field's column), named `label=value` in the legend."""
+    fig = make_subplots(rows=3, cols=1, shared_xaxes=True, vertical_spacing=0.06, subplot_titles=(
+        "test accuracy (solid) and mean confidence (dotted)",
+        "expected calibration error: 15 equal-width (solid) and equal-mass (dotted) bins",
+        "negative log-likelihood (test loss)"))
     groups = [(None, table)] if by is None else list(table.groupby(by, sort=False))
     for g, (name, rows) in enumerate(groups):
         colour = qualitative.Plotly[g % len(qualitative.Plotly)]
         means = rows.groupby("level").mean(numeric_only=True).reset_index()
         x = remaining_fraction(means["sparsity"])
-        for row, column, label, dash in PANELS:
+        group = None if name is None else f"{label or by}={name}"
+        for row, column, panel, dash in PANELS:
             if column not in means:
                 continue
-            legend = label if name is None else f"{by}={name}: {label}"
+            legend = panel if group is None else group
             fig.add_scatter(x=x, y=means[column], name=legend, mode="lines+markers", row=row, col=1,
-                            line={"color": colour if by is not None else _panel_colour(column), "dash": dash},
-                            marker={"size": 5}, legendgroup=str(name), customdata=100 * means["sparsity"],
-                            hovertemplate="sparsity %{customdata:.2f}%: %{y:.3f}<extra>" + legend + "</extra>")
+                            line={"color": colour if group is not None else _panel_colour(column), "dash": dash},
+                            marker={"size": 4}, legendgroup=legend if group is None else group,
+                            showlegend=group is None or column == "test_acc", customdata=100 * means["sparsity"],
+                            hovertemplate="sparsity %{customdata:.2f}%: %{y:.3f}<extra>"
+                                          + (panel if group is None else f"{group}: {panel}") + "</extra>")
     for row in (1, 2, 3):
         sparsity_axis(fig, title=row == 3, row=row, col=1)
     if phases is not None and by is None:
         shade_phases(fig, phases, rows=(1, 2, 3))
-    fig.update_layout(title=title, template="plotly_white", height=850, legend={"orientation": "h", "y": -0.12})
+    fig.update_layout(title=title, template="plotly_white", height=900, legend={"orientation": "h", "y": -0.1})
     return fig
 
 

@@ -6,5 +6,4 @@
 - `directions`: filter-normalised random directions and 1-D loss curves (Li et al. 2018).
 - `linear_path`: linear interpolation between two solutions (sparse vs re-dense).
 - `ranks`: rank correlations of test accuracy with candidate predictors.
-- `calibration`: expected calibration error (equal-width and equal-mass bins), reliability bins, NLL.
 """
