@@ -12,7 +12,9 @@ from torch import nn
 from sddlab import pruning
 from sddlab.antidotes import check_entropy_model
 from sddlab.config import Config
+from sddlab.data import DATASETS
 from sddlab.data.device import DeviceData, prepare_data
+from sddlab.data.noise import noise_limit
 from sddlab.errors import ConfigError
 from sddlab.limits import check_model_fits
 from sddlab.models import build_model, prunable_names
@@ -40,6 +42,11 @@ class Setup:
 def prepare(config: Config, data_dir: str | Path | None = None, runtime: Runtime = Runtime()) -> Setup:
     """Validate what needs the data and the model (ignored layers, durations) and build both."""
     check_model_fits(config, runtime.device)  # a model too large for the machine: one line, before any data loads
+    classes = DATASETS[config.data.name].num_classes
+    limit = noise_limit(config.noise.type, classes)
+    if limit is not None and config.noise.rate >= limit:
+        raise ConfigError("noise.rate", config.noise.rate, f"below {limit:.3g} for {config.noise.type} noise on "
+                          f"{classes} classes (at or above it the true class is no longer the likeliest label)")
     seed = config.experiment.seed
     data = prepare_data(config.data, config.noise, seed, data_dir, runtime.device)
     model = build_model(config.model, data.spec.input_shape, data.num_classes, stream_seed(seed, "init"))

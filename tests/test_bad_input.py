@@ -11,6 +11,7 @@ import sddlab
 from sddlab.config import parse_assignment
 from sddlab.data import DATASETS, DatasetSpec, RawData
 from sddlab.errors import ConfigError, SddError
+from sddlab.store import RunStore
 
 
 def entries(results: Path) -> list[Path]:
@@ -152,3 +153,20 @@ def test_malformed_set(text, field):
         sddlab.get_preset("tiny").with_overrides({key: value})
     assert info.value.field == field
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("noise", "rate", "limit"), [("symmetric", 0.9, "0.9"), ("symmetric", 0.95, "0.9"),
+                                                      ("pairflip", 0.5, "0.5"), ("asymmetric", 0.6, "0.5")])
+def test_noise_rates_past_the_true_class_are_refused_on_the_command_line(cli, tmp_path, noise, rate, limit):
+    """The explorer's rule holds for every entry point: at (C - 1)/C symmetric (1/2 pairflip, asymmetric) the true
+    class is no longer the likeliest training label, so the run would measure nothing; refused before any work."""
+    code, _, err = cli("run", "--preset", "tiny", "--set", f"noise.type={noise}", "--set", f"noise.rate={rate}",
+                       "--results", tmp_path / "r")
+    assert code == 2
+    assert f"noise.rate={rate} is not allowed: below {limit} for {noise} noise" in err
+    assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())
+
+
+def test_a_noise_rate_just_below_the_limit_is_accepted(tmp_path, run_config, small_config):
+    run_dir = run_config(small_config({"noise.rate": 0.85, "experiment.levels": 0}), tmp_path)
+    assert RunStore(run_dir).records()[0]["level"] == 0

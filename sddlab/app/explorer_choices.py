@@ -15,6 +15,7 @@ from typing import Any
 
 from sddlab.config import Config, ModelConfig, choices
 from sddlab.data import DATASETS, vision
+from sddlab.data.noise import noise_limit
 from sddlab.duration import Duration
 from sddlab.errors import ConfigError, SddError
 from sddlab.models import MODELS, build_model, prunable_names
@@ -106,16 +107,6 @@ def oneshot_fraction(final_sparsity: float, levels: int) -> float:
 def oneshot_targets(fraction: float, levels: int) -> list[float]:
     """The target sparsity of every one-shot level 1..levels."""
     return [reached_sparsity(fraction, level) for level in range(1, levels + 1)]
-
-
-def noise_limit(noise_type: str, num_classes: int) -> float | None:
-    """The rate at or above which the true class is no longer the most likely training label (None: never).
-
-    symmetric: the true class keeps 1 - e, each other class e / (C - 1), so the limit is (C - 1) / C;
-    pairflip and asymmetric: the true class keeps 1 - e, the one it flips to e, so 1/2; random (redrawn from
-    all C classes, the true one included) keeps the true class ahead for every rate below 1.
-    """
-    return {"symmetric": (num_classes - 1) / num_classes, "pairflip": 0.5, "asymmetric": 0.5}.get(noise_type)
 
 
 @lru_cache(maxsize=64)

@@ -72,3 +72,13 @@ def corrupt_labels(
             else:
                 raise ConfigError("noise.type", kind, "random, symmetric, pairflip or asymmetric")
     return NoisyLabels(labels=noisy, clean=clean, selected=selected, nominal_rate=rate)
+
+
+def noise_limit(noise_type: str, num_classes: int) -> float | None:
+    """The rate at or above which the true class is no longer the most likely training label (None: never).
+
+    symmetric: the true class keeps 1 - e, each other class e / (C - 1), so the limit is (C - 1) / C;
+    pairflip and asymmetric: the true class keeps 1 - e, the one it flips to e, so 1/2; random (redrawn from
+    all C classes, the true one included) keeps the true class ahead for every rate below 1.
+    """
+    return {"symmetric": (num_classes - 1) / num_classes, "pairflip": 0.5, "asymmetric": 0.5}.get(noise_type)
