@@ -83,7 +83,7 @@ def test_ctrl_c_at_any_moment_ends_with_one_line_and_exit_130(delay, tmp_path):
     script = Path(sys.executable).with_name("sddlab")
     command = [str(script)] if script.exists() else [sys.executable, "-m", "sddlab"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([*command, "run", "--preset", "tiny", "--set", "training.duration=200ep",
+    process = subprocess.Popen([*command, "run", "--preset", "tiny", "--set", "training.duration=20000ep",
                                 "--results", str(tmp_path / "r"), "--data", str(tmp_path / "data")],
                                cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(delay)

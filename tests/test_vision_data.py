@@ -19,6 +19,7 @@ import torchvision.datasets.utils
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
+import sddlab.data.vision
 from sddlab.data import DATASETS, augment
 from sddlab.data.cifar import CIFAR100_COARSE, cifar100_asymmetric, cifar100_asymmetric_official_code
 from sddlab.data.tinyimagenet import load_tiny_imagenet, reorganise_tiny_imagenet
@@ -338,7 +339,8 @@ def no_chained_traceback(error: BaseException) -> bool:
     [("mnist", "mnist"), ("fashion-mnist", "fashion-mnist"), ("cifar10", "cifar10"), ("cifar100", "cifar100")]
     + [("tiny-imagenet", "tiny-imagenet")],
 )
-def test_missing_dataset_is_one_line(tmp_path, name, folder):
+def test_missing_dataset_is_one_line(tmp_path, name, folder, monkeypatch):
+    monkeypatch.setattr(sddlab.data.vision, "SYSTEM_COPIES", {})  # no system-wide copy either (Debian's package)
     with pytest.raises(DatasetMissing) as info:
         DATASETS[name].load(tmp_path)
     message = str(info.value)

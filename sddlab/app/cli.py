@@ -205,9 +205,11 @@ def notebook(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="notebook name in notebooks/, e.g. 01_curve or lab"),
     output: Path | None = typer.Option(None, help="folder for the executed notebook, figures and values.json"),
-    html: bool = typer.Option(True, help="also write NAME.html: self-contained, every figure inline, no network"),
+    html: bool | None = typer.Option(None, "--html/--no-html", help="also write NAME.html: self-contained, every "
+                                     "figure inline, no network (default: on for the lab, the students' handout)"),
 ) -> None:
     """Run a notebook headless (papermill): sddlab notebook NAME [-p KEY VALUE ...], VALUE read as JSON."""
+    html = name.removesuffix(".ipynb") == "lab" if html is None else html
     target = execute(name, parse_parameters(list(ctx.args)), output, html=html)
     typer.echo(f"executed notebook: {target}")
     if html:
