@@ -117,6 +117,8 @@ def test_nbgrader_releases_and_autogrades_the_lab(tmp_path, data_dir):
     source, student = released.source.read_text(), released.student.read_text()
     assert "BEGIN HIDDEN TESTS" in source and "right = answers(noisy)" in source
     assert "HIDDEN TESTS" not in student and "right = answers(noisy)" not in student
+    for leak in ("answers(", "import answers", " answers,"):  # nothing in the student's copy computes the values
+        assert leak not in student, leak
     assert "check_answer(\"" not in student, "hidden tests removed"
     assert student.count("check_format(") == len(QUESTIONS) and "dense_test_acc = ..." in student
 
