@@ -30,7 +30,7 @@ from sddlab.lockstep.stacked import LOCKSTEP_MODELS, supports_lockstep
 from sddlab.preparation import Setup, prepare
 from sddlab.progress import ProgressBar
 from sddlab.provenance import machine, source_commit
-from sddlab.runtime import Runtime, resolve_device, step_flop
+from sddlab.runtime import Runtime, cpu_sample, resolve_device, step_flop
 from sddlab.store import RunStore, check_writable
 from sddlab.version import __version__
 
@@ -97,8 +97,9 @@ def run(
     teacher = teacher_config(config)
     if teacher is not None:  # a sparse teacher is its plain twin's level: that run is finished (or read back) first
         run(teacher, results, data_dir=data_dir, device=device, progress=progress, runtime=runtime)
+    since = cpu_sample()  # the machine's load is measured over the set-up, so the thread choice need not pause
     setup = prepare(config, data_dir, runtime)
-    threads = runtime.configure_backends(step_flop(setup.model, config.training.batch_size))
+    threads = runtime.configure_backends(step_flop(setup.model, config.training.batch_size), since)
     if threads is not None:  # re-chosen as the machine's load moves
         emit = _fan_out([emit, threads])
     store = open_store(setup, results)
@@ -185,12 +186,15 @@ class _GroupProgress:
             self.bar(event)
 
 
-def _emitter(seed: int, listener: SeedListener | None, progress: _GroupProgress | None = None) -> Listener:
+def _emitter(seed: int, listener: SeedListener | None, progress: _GroupProgress | None = None,
+             threads: Listener | None = None) -> Listener:
     def emit(event: Event) -> None:
         if progress is not None:
             progress(seed, event)
         if listener is not None:
             listener(seed, event)
+        if threads is not None:
+            threads(event)
 
     return emit
 
@@ -219,8 +223,10 @@ def run_lockstep(configs: Sequence[Config], results: str | Path | None = None, *
         else:
             pending.append(config)
     if pending:
-        runtime.configure_backends()
+        since = cpu_sample()  # the load is measured over the set-up (see `run`)
         setups = [prepare(config, data_dir, runtime) for config in pending]
+        threads = runtime.configure_backends(len(setups) * step_flop(setups[0].model, pending[0].training.batch_size),
+                                             since)  # re-chosen at the events, as the load moves
         stores = sorted(((open_store(setup, results), setup) for setup in setups), key=lambda pair: pair[0].dir.name)
         seeds = [setup.config.experiment.seed for _, setup in stores]
         bar = _GroupProgress(seeds) if progress else None
@@ -229,8 +235,9 @@ def run_lockstep(configs: Sequence[Config], results: str | Path | None = None, *
                 held.enter_context(store.lock())
             if bar is not None:  # a stop, an error or Ctrl-C: the bar ends its line before anything is printed
                 held.callback(bar.bar.close)
-            experiments = [Experiment(setup, store, _emitter(seed, listener, bar), should_stop, checkpoint_every,
-                                      epoch_metrics) for (store, setup), seed in zip(stores, seeds, strict=True)]
+            experiments = [Experiment(setup, store, _emitter(seed, listener, bar, threads), should_stop,
+                                      checkpoint_every, epoch_metrics)
+                           for (store, setup), seed in zip(stores, seeds, strict=True)]
             LockstepGroup(experiments, setups[0].runtime).run()
     return [run_dir_of(config, results) for config in configs]
 

@@ -35,10 +35,12 @@ class Runtime:
     eval_batch: int | None = None  # None: 1024 on the CPU (cache-friendly), 8192 on CUDA
     threads: int | None = None  # CPU intra-op threads; None: chosen per workload and load (`ThreadChoice`)
 
-    def configure_backends(self, flop: float | None = None) -> ThreadChoice | None:
+    def configure_backends(self, flop: float | None = None, since: CpuSample | None = None) -> ThreadChoice | None:
         """Process-wide switches: cudnn autotuning (or determinism) on CUDA, flushed denormals and the intra-op
-        threads on CPU. `flop` is the workload (`step_flop`; None: unknown, treated as large). Returns the
-        automatic thread choice, a run listener that re-chooses as the load moves (None when fixed or CUDA)."""
+        threads on CPU. `flop` is the workload (`step_flop`; None: unknown, treated as large); `since` a
+        `cpu_sample()` taken before the run's set-up, so the load is measured over it instead of a pause.
+        Returns the automatic thread choice, a run listener that re-chooses as the load moves (None when
+        fixed or CUDA)."""
         if self.is_cuda:
             torch.backends.cudnn.benchmark = not self.deterministic
             torch.backends.cudnn.deterministic = self.deterministic
@@ -50,7 +52,7 @@ class Runtime:
         if self.threads is not None:
             torch.set_num_threads(self.threads)
             return None
-        choice = ThreadChoice(flop)
+        choice = ThreadChoice(flop, since=since)
         choice.choose()
         return choice
 
@@ -75,7 +77,8 @@ class Runtime:
 
 
 SMALL_STEP_FLOP = 8e6  # below this a step's ops are too small for a second thread to repay its barriers
-RECHOOSE_S = 5.0  # a run re-chooses its threads at most this often (at its events: epoch and level ends)
+RECHOOSE_S = 1.0  # a run re-chooses its threads at most this often (at its events: epoch and level ends)
+MARGIN = 0.2  # a core counts as free when others keep it busy less than this: a wrong "free" costs far more
 _GIVEN: dict[str, int] = {}  # the threads this process was given, and the count last chosen here
 
 
@@ -94,7 +97,10 @@ def _ceiling() -> int:
     return _GIVEN["given"]
 
 
-def _cpu_seconds() -> tuple[float, float, float | None]:
+CpuSample = tuple[float, float, float | None]  # (monotonic s, this process's CPU s, the machine's busy CPU s)
+
+
+def cpu_sample() -> CpuSample:
     """(wall, this process's CPU seconds, every core's busy seconds or None without psutil)."""
     try:
         import psutil
@@ -105,13 +111,18 @@ def _cpu_seconds() -> tuple[float, float, float | None]:
     return time.monotonic(), time.process_time(), sum(times) - idle
 
 
-def cores_busy_elsewhere(before: tuple[float, float, float | None], after: tuple[float, float, float | None]) -> float:
-    """Cores other processes kept busy between two `_cpu_seconds` samples (without psutil: the load
+def _load_average() -> float:
+    """Runnable threads over the last minute (0 where the platform has no load average)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
+def cores_busy_elsewhere(before: CpuSample, after: CpuSample) -> float:
+    """Cores other processes kept busy between two `cpu_sample` samples (without psutil: the load
     average less this process's own use)."""
     wall = max(after[0] - before[0], 1e-6)
     own = (after[1] - before[1]) / wall
     if before[2] is None or after[2] is None:
-        return max(0.0, os.getloadavg()[0] - own) if hasattr(os, "getloadavg") else 0.0
+        return max(0.0, _load_average() - own)
     return max(0.0, (after[2] - before[2]) / wall - own)
 
 
@@ -120,40 +131,49 @@ class ThreadChoice:
 
     Measured on a 2-core CPU (`digits`, levels 0-1): two threads 8.5 s idle but 4.9x slower beside one busy
     process (each op's barrier waits for the thread that shares a core); one thread 9.4 s idle and 1.02x
-    beside it. So the count follows the load: the cores not kept busy by others, rounded, at least one and
-    at most the ceiling this process was given. As a run listener it re-chooses at epoch and level ends,
-    at most every `RECHOOSE_S` seconds, from the load since its previous choice; call it from the thread
-    that trains (OpenMP's thread count is per calling thread).
+    beside it. So the count follows the load, erring low: the cores others keep busy less than `MARGIN`,
+    at least one and at most the ceiling this process was given. The load is measured over at least
+    `sample_s`. Without a run to listen to, the first choice pauses for that sample. A run passes `since`,
+    a sample taken before its set-up, and listens: if the set-up was shorter than `sample_s`, it trains on
+    one thread (the cheap mistake) until its first event after `sample_s`. From then on it re-chooses at
+    events (epoch and level ends) at most every `RECHOOSE_S` seconds, from the load since its previous
+    choice. Call it from the thread that trains (OpenMP's count is per calling thread).
     """
 
-    def __init__(self, flop: float | None = None, sample_s: float = 0.1):
+    def __init__(self, flop: float | None = None, sample_s: float = 0.2, since: CpuSample | None = None):
         self.flop, self.sample_s = flop, sample_s
         self.threads = torch.get_num_threads()
-        self._last: tuple[float, float, float | None] | None = None
+        self._last: CpuSample | None = since
+        self._listened = since is not None  # a run listens: its events finish a short first sample
+        self._measured = False
 
-    def choose(self, now: tuple[float, float, float | None] | None = None) -> int:
-        """Set and return the thread count for the load since the previous choice (first: a short sample)."""
+    def choose(self, now: CpuSample | None = None) -> int:
+        """Set and return the thread count for the load since the previous choice (first: see the class)."""
         ceiling = _ceiling()
         if ceiling == 1 or (self.flop is not None and self.flop < SMALL_STEP_FLOP):
-            threads = 1
-        else:
-            if self._last is None:
-                self._last = _cpu_seconds()
-                time.sleep(self.sample_s)
-                now = None
-            now = now or _cpu_seconds()
-            free = (os.cpu_count() or 1) - cores_busy_elsewhere(self._last, now)
-            self._last = now
-            threads = max(1, min(ceiling, int(free + 0.5)))
+            return self._set(1, measured=True)
+        self._last = self._last or cpu_sample()
+        now = now or cpu_sample()
+        if now[0] - self._last[0] < self.sample_s:  # too short a sample to tell a neighbour from noise
+            if self._listened:
+                return self._set(1, measured=False)
+            time.sleep(self.sample_s - (now[0] - self._last[0]))
+            now = cpu_sample()
+        others = cores_busy_elsewhere(self._last, now)
+        self._last = now
+        return self._set(max(1, min(ceiling, int((os.cpu_count() or 1) - others + MARGIN))), measured=True)
+
+    def _set(self, threads: int, measured: bool) -> int:
         if threads != torch.get_num_threads():
             torch.set_num_threads(threads)
         self.threads = _GIVEN["chosen"] = threads
+        self._measured = measured
         return threads
 
     def __call__(self, event: Any) -> None:
         """A run listener: re-choose at any event (a run emits them between steps: epoch and level ends)
-        once `RECHOOSE_S` have passed."""
+        once `sample_s` (first choice) or `RECHOOSE_S` (later ones) have passed."""
         if self._last is not None:
-            now = _cpu_seconds()
-            if now[0] - self._last[0] >= RECHOOSE_S:
+            now = cpu_sample()
+            if now[0] - self._last[0] >= (RECHOOSE_S if self._measured else self.sample_s):
                 self.choose(now)

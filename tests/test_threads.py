@@ -18,7 +18,7 @@ def two_cores(monkeypatch):
     clock = {"wall": 0.0, "own": 0.0, "busy": 0.0}
     monkeypatch.setattr(runtime_module.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(runtime_module, "_GIVEN", {})  # no choice made yet in this process
-    monkeypatch.setattr(runtime_module, "_cpu_seconds", lambda: (clock["wall"], clock["own"], clock["busy"]))
+    monkeypatch.setattr(runtime_module, "cpu_sample", lambda: (clock["wall"], clock["own"], clock["busy"]))
     monkeypatch.setattr(runtime_module.time, "sleep", lambda seconds: clock.update(wall=clock["wall"] + seconds))
     previous = torch.get_num_threads()
     torch.set_num_threads(2)
@@ -39,11 +39,13 @@ def test_cores_busy_elsewhere_subtracts_this_process():
 
 def test_large_steps_take_the_free_cores_and_small_ones_one_thread(two_cores):
     choice = ThreadChoice(flop=10 * SMALL_STEP_FLOP)
-    assert choice.choose() == 2 and torch.get_num_threads() == 2  # idle machine (0.1 s sample, nothing busy)
+    assert choice.choose() == 2 and torch.get_num_threads() == 2  # idle machine (a short sample, nothing busy)
     two_cores.update(wall=two_cores["wall"] + 10.0, busy=two_cores["busy"] + 9.0)  # one busy process
     assert choice.choose() == 1 and torch.get_num_threads() == 1
     two_cores.update(wall=two_cores["wall"] + 10.0, busy=two_cores["busy"] + 1.0)  # it went away
     assert choice.choose() == 2
+    two_cores.update(wall=two_cores["wall"] + 10.0, busy=two_cores["busy"] + 3.0)  # a light neighbour: 0.3 core
+    assert choice.choose() == 1  # erring low: a wrong "free" costs far more than a missed second thread
     assert ThreadChoice(flop=SMALL_STEP_FLOP / 2).choose() == 1
 
 
@@ -58,10 +60,10 @@ def test_the_listener_rechooses_after_an_epoch_once_enough_time_passed(two_cores
     choice = ThreadChoice(flop=None)
     choice.choose()
     event = EpochEnded(0, EpochStats(1, 2, 10, None, None, 0.1, 1.0))
-    two_cores.update(wall=two_cores["wall"] + 1.0, busy=two_cores["busy"] + 1.0)
+    two_cores.update(wall=two_cores["wall"] + runtime_module.RECHOOSE_S / 2, busy=two_cores["busy"] + 1.0)
     choice(event)  # too soon: kept
     assert torch.get_num_threads() == 2
-    two_cores.update(wall=two_cores["wall"] + runtime_module.RECHOOSE_S, busy=two_cores["busy"] + 6.0)
+    two_cores.update(wall=two_cores["wall"] + runtime_module.RECHOOSE_S, busy=two_cores["busy"] + 2.0)
     choice(event)
     assert torch.get_num_threads() == 1
 
@@ -70,3 +72,23 @@ def test_fixed_threads_are_set_as_asked(two_cores):
     assert Runtime(device="cpu", threads=1).configure_backends() is None
     assert torch.get_num_threads() == 1
     assert isinstance(Runtime(device="cpu").configure_backends(flop=1.0), ThreadChoice)
+
+
+def test_a_sample_taken_before_the_set_up_spares_the_pause(two_cores, monkeypatch):
+    slept = []
+    monkeypatch.setattr(runtime_module.time, "sleep", slept.append)
+    since = runtime_module.cpu_sample()
+    two_cores.update(wall=two_cores["wall"] + 0.5, own=0.4, busy=two_cores["busy"] + 0.9)  # set-up beside a neighbour
+    assert ThreadChoice(flop=10 * SMALL_STEP_FLOP, since=since).choose() == 1  # it kept a core busy
+    two_cores.update(wall=two_cores["wall"] + 1.0, own=0.4, busy=two_cores["busy"])  # the neighbour left
+    quick = ThreadChoice(flop=10 * SMALL_STEP_FLOP, since=runtime_module.cpu_sample())
+    assert quick.choose() == 1  # a set-up too short to measure: one thread, the cheap mistake, until...
+    event = EpochEnded(0, EpochStats(1, 2, 10, None, None, 0.1, 1.0))
+    two_cores.update(wall=two_cores["wall"] + quick.sample_s / 2, own=two_cores["own"] + quick.sample_s / 2,
+                     busy=two_cores["busy"] + quick.sample_s / 2)
+    quick(event)
+    assert torch.get_num_threads() == 1
+    two_cores.update(wall=two_cores["wall"] + quick.sample_s, own=two_cores["own"] + quick.sample_s,
+                     busy=two_cores["busy"] + quick.sample_s)  # this process's own use only
+    quick(event)  # ...the first event after a full sample: an idle machine, both threads
+    assert torch.get_num_threads() == 2 and slept == []

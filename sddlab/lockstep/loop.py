@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from sddlab.data.device import DeviceData
 from sddlab.data.registry import DatasetSpec
+from sddlab.lockstep.fused_step import FusedStep
 from sddlab.lockstep.stacked import StackedMLP
 from sddlab.runtime import Runtime
 from sddlab.seeds import stream_seed
@@ -76,6 +77,7 @@ def train_stacked(model: StackedMLP, masks: dict[str, torch.Tensor], datas: Sequ
         if params:
             torch._foreach_mul_(params, keeps)
     model.train()
+    update = FusedStep(optimizer)  # optimizer.step()'s numbers without its per-call Python
     lr = 0.0
     for epoch in range(span.start // per_epoch, span.last_epoch):
         began = time.monotonic()
@@ -100,7 +102,7 @@ def train_stacked(model: StackedMLP, masks: dict[str, torch.Tensor], datas: Sequ
                 loss, logits = model.loss_and_gradients(inputs, targets)
             if params:
                 torch._foreach_mul_([p.grad for p in params], keeps)
-            optimizer.step()  # no weight re-masking needed: see the note on `train_stacked`
+            update()  # no weight re-masking needed: see the note on `train_stacked`
             if track:
                 with torch.no_grad():
                     loss_sum.add_(loss.detach().float(), alpha=targets.shape[1])

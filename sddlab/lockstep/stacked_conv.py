@@ -7,9 +7,10 @@ mean, so one backward pass through the sum gives every seed exactly a separate r
 interface is `StackedMLP`'s (`stack`, `named_stacks`, `copy_into`, `loss_and_gradients`, `seeds`), so the
 lockstep training loop (`sddlab.lockstep.loop.train_stacked`) drives either.
 
-Where it pays: on a GPU, where one seed's small batch leaves the device mostly idle, K seeds make one K
-times larger launch. On a CPU the grouped convolutions that `vmap` turns a stacked conv into are no
-faster than K separate ones, so conv nets train as separate runs there (`stack_conv_nets`).
+Where it pays: on a GPU, where one seed's batch of 128 small images leaves the device mostly idle, K
+seeds make each launch K times larger (`benchmarks/gpu_check.sh` measures K = 1, 4, 8). On the CPU
+`vmap` turns a stacked conv into a grouped one and the time goes to the arithmetic either way, so conv
+nets train as separate runs there (`stack_conv_nets`) until a measurement says otherwise.
 """
 
 from __future__ import annotations
