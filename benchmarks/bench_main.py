@@ -1,6 +1,6 @@
 """Time the main job (the `digits` preset) end to end, in a fresh temporary results folder.
 
-    .venv/bin/python benchmarks/bench_main.py [--seeds 0 1 2 3] [--set field=value ...]
+    .venv/bin/python benchmarks/bench_main.py [--seeds 0 1 2 3] [--set field=value ...] [--step auto|autograd]
 
 Prints one row per seed (wall seconds, microseconds per training iteration, the critical minimum and
 sweet peak found by `sddlab.phases.detect_phases`, whether the curve has the required shape) and the
@@ -69,10 +69,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--set", dest="assignments", action="append", default=[])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--step", default="auto", choices=["auto", "autograd"],
+                        help="the per-seed rows' training step (the one-level comparison runs both)")
     args = parser.parse_args()
     base = sddlab.get_preset(args.preset).with_overrides(dict(parse_assignment(a) for a in args.assignments))
     print(f"# {args.preset}: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}, device {args.device}")
+          f"torch {torch.__version__}, device {args.device}, step {args.step}")
     header = f"{'seed':>4} {'wall s':>8} {'us/iter':>8} {'dense':>6} {'min':>6} {'@sparsity':>9} {'peak':>6} " \
              f"{'@sparsity':>9} {'last':>6} {'target':>7} {'shape':>6}"
     print(header)
@@ -81,7 +83,7 @@ def main() -> None:
         config = base.with_overrides({"experiment.seed": seed})
         with tempfile.TemporaryDirectory() as results:
             began = time.perf_counter()
-            run_dir = sddlab.run(config, results, device=args.device, progress=False)
+            run_dir = sddlab.run(config, results, device=args.device, progress=False, step=args.step)
             wall = time.perf_counter() - began
             table = sddlab.load(run_dir)
         walls.append(wall)
