@@ -14,6 +14,7 @@ import importlib
 import multiprocessing
 import os
 import shutil
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -62,6 +63,14 @@ class Outcome:
     task: Task
     run_dirs: list[str] = field(default_factory=list)
     error: str | None = None  # one line: why the task failed
+
+
+Done = Callable[[Outcome], None] | None  # told of each task as it ends
+
+
+def _tell(done: Done, outcome: Outcome) -> None:
+    if done is not None:
+        done(outcome)
 
 
 def run_task(task: Task, where: Where) -> list[str]:
@@ -121,7 +130,7 @@ def preflight(kind: str, options: dict[str, Any], results: Path) -> None:
                        f"folder {results} (relative to it), where the jobs' logs go")
 
 
-def in_process(tasks: Sequence[Task], where: Where, options: dict[str, Any]) -> list[Outcome]:
+def in_process(tasks: Sequence[Task], where: Where, options: dict[str, Any], done: Done = None) -> list[Outcome]:
     """One task after another in this process (lockstep groups are the lever here)."""
     outcomes = []
     for task in tasks:
@@ -129,32 +138,42 @@ def in_process(tasks: Sequence[Task], where: Where, options: dict[str, Any]) -> 
             outcomes.append(Outcome(task, run_task(task, where)))
         except Exception as error:  # reported, not raised: the other points still run
             outcomes.append(Outcome(task, error=_reason(error)))
+        _tell(done, outcomes[-1])
     return outcomes
 
 
-def _set_threads(threads: int) -> None:
+def _start_worker(threads: int) -> None:
+    """A pool worker: its share of the cores, and deaf to Ctrl-C (the parent stops the pool: one message)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(threads)
 
 
-def process_pool(tasks: Sequence[Task], where: Where, options: dict[str, Any]) -> list[Outcome]:
+def process_pool(tasks: Sequence[Task], where: Where, options: dict[str, Any], done: Done = None) -> list[Outcome]:
     """A local pool of `workers` spawned processes, each with `threads` intra-op threads (default: the
     cores divided among the workers, so they never oversubscribe the CPU)."""
     workers = int(options.get("workers") or os.cpu_count() or 1)
     threads = int(options.get("threads") or max(1, (os.cpu_count() or 1) // workers))
     context = multiprocessing.get_context("spawn")
     outcomes = {}
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_threads, initargs=(threads,)) as pool:
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(threads,)) as pool:
         futures = {pool.submit(run_task, task, where): task for task in tasks}
-        for future in as_completed(futures):
-            task = futures[future]
-            try:
-                outcomes[task] = Outcome(task, future.result())
-            except Exception as error:  # BrokenProcessPool when a worker died
-                outcomes[task] = Outcome(task, error=_reason(error))
+        try:
+            for future in as_completed(futures):
+                task = futures[future]
+                try:
+                    outcomes[task] = Outcome(task, future.result())
+                except Exception as error:  # BrokenProcessPool when a worker died
+                    outcomes[task] = Outcome(task, error=_reason(error))
+                _tell(done, outcomes[task])
+        except KeyboardInterrupt:  # stop the workers now; their runs resume from their checkpoints next time
+            for worker in list((getattr(pool, "_processes", None) or {}).values()):
+                worker.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return [outcomes[task] for task in tasks]
 
 
-def ray_cluster(tasks: Sequence[Task], where: Where, options: dict[str, Any]) -> list[Outcome]:
+def ray_cluster(tasks: Sequence[Task], where: Where, options: dict[str, Any], done: Done = None) -> list[Outcome]:
     """Ray tasks: a local cluster started here (and shut down after), or an existing one by `address`.
 
     `num_cpus` (also the task's threads) and `num_gpus` (fractional allowed) per task; `max_retries`
@@ -179,13 +198,14 @@ def ray_cluster(tasks: Sequence[Task], where: Where, options: dict[str, Any]) ->
                 outcomes.append(Outcome(task, ray.get(ref)))
             except Exception as error:  # RayTaskError, WorkerCrashedError, ...
                 outcomes.append(Outcome(task, error=_reason(error)))
+            _tell(done, outcomes[-1])
     finally:
         if started:
             ray.shutdown()
     return outcomes
 
 
-def slurm(tasks: Sequence[Task], where: Where, options: dict[str, Any]) -> list[Outcome]:
+def slurm(tasks: Sequence[Task], where: Where, options: dict[str, Any], done: Done = None) -> list[Outcome]:
     """submitit jobs (one array): `cluster` slurm (the default), local or debug; `folder` (their logs) is
     relative to the results folder; other options are submitit's parameters (`slurm_partition`,
     `timeout_min`, `gpus_per_node`, ...)."""
@@ -204,17 +224,20 @@ def slurm(tasks: Sequence[Task], where: Where, options: dict[str, Any]) -> list[
             outcomes.append(Outcome(task, job.result()))
         except Exception as error:  # FailedJobError, UncompletedJobError (a killed job)
             outcomes.append(Outcome(task, error=_reason(error)))
+        _tell(done, outcomes[-1])
     return outcomes
 
 
-MAPPERS: dict[str, Callable[[Sequence[Task], Where, dict[str, Any]], list[Outcome]]] = {
+MAPPERS: dict[str, Callable[[Sequence[Task], Where, dict[str, Any], Done], list[Outcome]]] = {
     "inprocess": in_process, "process": process_pool, "ray": ray_cluster, "slurm": slurm,
 }
 
 
-def execute(kind: str, tasks: Sequence[Task], where: Where, options: dict[str, Any] | None = None) -> list[Outcome]:
-    """Run the tasks on the executor `kind`; one outcome per task, in order."""
+def execute(kind: str, tasks: Sequence[Task], where: Where, options: dict[str, Any] | None = None,
+            done: Done = None) -> list[Outcome]:
+    """Run the tasks on the executor `kind`; one outcome per task, in order. `done(outcome)` is called in
+    this process as each task ends (in the order they end), e.g. to move a progress bar."""
     if kind not in MAPPERS:
         raise SddError(f"executor={kind!r} is not allowed: one of {', '.join(EXECUTORS)}")
     preflight(kind, dict(options or {}), Path(where.results))
-    return MAPPERS[kind](list(tasks), where, dict(options or {})) if tasks else []
+    return MAPPERS[kind](list(tasks), where, dict(options or {}), done) if tasks else []

@@ -24,7 +24,8 @@ class ProgressBar:
         if isinstance(event, RunStarted):
             self.close()
             todo = sum(event.epochs_per_level[event.finished :])
-            self.bar = tqdm(total=todo, unit="ep", desc=event.run_dir.name, **self.kwargs)
+            if todo:  # a finished run read back trains nothing: no empty bar
+                self.bar = tqdm(total=todo, unit="ep", desc=event.run_dir.name, **self.kwargs)
         elif self.bar is None:
             return
         elif isinstance(event, LevelStarted):

@@ -57,14 +57,14 @@ def partial_checkpoint(stream: str) -> str:
     return f"partial-{stream}"
 
 
-def check_writable(results: Path) -> None:
-    """Fail early, naming the field, when the results folder cannot be created or written."""
+def check_writable(results: Path, field: str = "results") -> None:
+    """Fail early, naming the field (or option), when the results folder cannot be created or written."""
     results = Path(results)
     probe_root = results
     while not probe_root.exists():
         probe_root = probe_root.parent
     if not probe_root.is_dir() or not os.access(probe_root, os.W_OK | os.X_OK):
-        raise ConfigError("results", str(results), "a folder this user can create and write")
+        raise ConfigError(field, str(results), "a folder this user can create and write")
 
 
 class _RunLock(FileLock):

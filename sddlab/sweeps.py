@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
+from tqdm.auto import tqdm
 
 try:
     import tomllib
@@ -34,7 +36,7 @@ from sddlab.lockstep import supports_lockstep
 from sddlab.presets import get_preset
 from sddlab.runs import is_finished, run_dir_of
 from sddlab.runtime import resolve_device
-from sddlab.store import check_writable
+from sddlab.store import RunStore, check_writable
 from sddlab.sweep_report import report_lock
 
 FILE_KEYS = {"name", "preset", "config", "seeds", "set", "grid", "executor", "max_points"}
@@ -140,15 +142,16 @@ def load_sweep(path: str | Path, *, name: str | None = None, seeds: list[int] | 
         seeds=seeds or data.get("seeds", [0]), max_points=max_points or data.get("max_points"), **runner)
 
 
-def parse_grid(texts: list[str]) -> dict[str, tuple[Any, ...]]:
-    """`--grid noise.rate=0.2,0.4` (comma list) or `--grid 'model.hidden=[[64,64],[128,128]]'` (a JSON list)."""
+def parse_grid(texts: list[str], option: str = "--grid") -> dict[str, tuple[Any, ...]]:
+    """`--grid noise.rate=0.2,0.4` (comma list) or `--grid 'model.hidden=[[64,64],[128,128]]'` (a JSON list);
+    errors name `option`, the flag the values came from."""
     grid = {}
     for text in texts:
         key, raw = parse_assignment(text)[0], text.split("=", 1)[1].strip()
         if raw.startswith("["):
             values = parse_assignment(text)[1]
             if not isinstance(values, list):
-                raise ConfigError(f"--grid {key}", raw, "a JSON list of values, or values separated by commas")
+                raise ConfigError(f"{option} {key}", raw, "a JSON list of values, or values separated by commas")
         else:
             values = [parse_assignment(f"{key}={part}")[1] for part in raw.split(",") if part.strip()]
         grid[key] = _axis_values(key, values)
@@ -212,13 +215,38 @@ def sweep_figure(table: pd.DataFrame, spec: SweepSpec) -> go.Figure:
                              title=f"{spec.name}: test accuracy, mean ± std over {len(spec.seeds)} seeds")
 
 
+def _why_failed(config: Config, results: Path, task_error: str) -> str:
+    """A failed point's own reason: its stored diverged level when it has one (a lockstep group's error
+    names all its seeds), else its task's error."""
+    run_dir = run_dir_of(config, results)
+    if (run_dir / "config.json").exists():
+        for record in RunStore(run_dir).records():
+            if isinstance(record.get("diverged"), str):
+                return f"Diverged: {record['diverged']}"
+    return task_error
+
+
+def _advance(bar: tqdm) -> Callable[[Outcome], None]:
+    """Move the sweep's bar by one finished task; failures counted beside it."""
+    failed = []
+
+    def done(outcome: Outcome) -> None:
+        if outcome.error:
+            failed.append(outcome)
+            bar.set_postfix_str(f"{len(failed)} failed", refresh=False)
+        bar.update(1)
+
+    return done
+
+
 def run_sweep(spec: SweepSpec, results: str | Path | None = None, *, data_dir: str | Path | None = None,
-              device: str = "auto") -> SweepResult:
+              device: str = "auto", progress: bool = False) -> SweepResult:
     """Run what is left of the sweep on its executor; write its report; failures are reported, not raised.
 
     Before anything starts: the engine must import (and SLURM be there for `slurm`), and each model fit
     this machine (local executors). One sweep writes a report at a time: a second one of the same name
-    says the report is busy, then waits."""
+    says the report is busy, then waits. `progress` shows a bar of the tasks (points, or a point's seeds
+    in lockstep) as they end."""
     results = paths.results_dir(results)
     check_writable(results)
     preflight(spec.executor, spec.options, results)
@@ -229,12 +257,17 @@ def run_sweep(spec: SweepSpec, results: str | Path | None = None, *, data_dir: s
     with report_lock(results, spec) as directory:
         tasks = spec.tasks(results)
         where = Where(str(results), None if data_dir is None else str(data_dir), device)
-        outcomes: list[Outcome] = execute(spec.executor, tasks, where, spec.options)
+        bar = tqdm(total=len(tasks), desc=f"sweep {spec.name}", unit="task", disable=not progress or not tasks,
+                   dynamic_ncols=True)
+        try:
+            outcomes: list[Outcome] = execute(spec.executor, tasks, where, spec.options, done=_advance(bar))
+        finally:
+            bar.close()
         failed = {}
         for outcome in outcomes:
             for config in (Config.from_json(text) for text in outcome.task.configs):
                 if outcome.error and not is_finished(config, results):
-                    failed[config.run_name()] = outcome.error
+                    failed[config.run_name()] = _why_failed(config, results, outcome.error)
         dirs = [run_dir_of(config, results) for group in spec.groups() for config in group]
         table = index([d for d in dirs if (d / "config.json").exists()])
         summary = summarize(table, list(spec.grid))

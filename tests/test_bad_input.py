@@ -170,3 +170,12 @@ def test_noise_rates_past_the_true_class_are_refused_on_the_command_line(cli, tm
 def test_a_noise_rate_just_below_the_limit_is_accepted(tmp_path, run_config, small_config):
     run_dir = run_config(small_config({"noise.rate": 0.85, "experiment.levels": 0}), tmp_path)
     assert RunStore(run_dir).records()[0]["level"] == 0
+
+
+def test_a_huge_bad_value_is_shown_cut_with_its_size():
+    from sddlab.errors import SHOWN_CHARS, ConfigError
+
+    seeds = list(range(20_001))
+    message = str(ConfigError("seeds", seeds, "at most 1,000 seeds"))
+    assert len(message) < SHOWN_CHARS + 60 and "(20001 items)" in message and message.startswith("seeds=[0, 1, 2")
+    assert str(ConfigError("noise.rate", 0.9, "below 0.9")) == "noise.rate=0.9 is not allowed: below 0.9"

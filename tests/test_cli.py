@@ -161,9 +161,11 @@ def test_index_command(finished_run, tmp_path, monkeypatch, capsys):
     assert len(table) == len(RunStore(finished_run).records())
     assert (table["noise.rate"] == 0.4).all() and (table["run"] == finished_run.name).all()
     target = tmp_path / "index.parquet"
-    code, _, _ = sddlab_cli(monkeypatch, capsys, "index", str(results), "--output", str(target))
-    assert code == 0
+    code, out, _ = sddlab_cli(monkeypatch, capsys, "index", str(results), "--output", str(target))
+    assert code == 0 and out == f"{len(table)} rows (1 runs) written to {target}\n"
     pd.testing.assert_frame_equal(pd.read_parquet(target), sddlab.index(results))
+    code, _, err = sddlab_cli(monkeypatch, capsys, "index", str(results), "--output", str(tmp_path / "index.xlsx"))
+    assert code == 2 and "--output=" in err and ".csv or .parquet" in err and not (tmp_path / "index.xlsx").exists()
 
 
 def _files(tmp: Path) -> dict[str, Path]:

@@ -173,7 +173,8 @@ def test_a_sweep_records_its_diverged_seeds_and_reports_them(tmp_path):
         assert shown[0].split()[-1] == "diverged" and shown[1].split()[-1] == "yes"
     failed = [line for line in done.stderr.splitlines() if line.startswith("failed: ")]
     assert sorted(line.split(":")[1].strip() for line in failed) == [r.name for r in runs]
-    assert all("seeds 0, 1 diverged: seed 0: level 0 diverged at epoch 1" in line for line in failed)
+    assert all(": Diverged: level 0 diverged at epoch 1: " in line for line in failed)  # each seed its own reason
+    assert "0 of 2 point(s) finished, 2 failed" in done.stdout
     summary = (results / "sweeps" / "sweep" / "summary.csv").read_text().strip()
     assert summary == ""  # no level that looks ordinary
     assert "test_acc" not in done.stdout

@@ -103,6 +103,19 @@ def test_in_process_sweep_summarises_mean_and_std_and_skips_finished_points(tmp_
     assert again.ran == 0 and again.summary.equals(result.summary)
 
 
+def test_the_sweep_bar_counts_tasks_as_they_end_and_the_failed_ones(tmp_path, data_dir, capsys):
+    spec = make_sweep("bar", preset="tiny", overrides=SMALL, grid={"training.lr": (0.01, 1e8)}, seeds=[0],
+                      lockstep=False)
+    result = run_sweep(spec, tmp_path, data_dir=data_dir, device="cpu", progress=True)
+    assert result.ran == 2 and len(result.failed) == 1  # lr 1e8 diverges
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    final = [line for line in bar if line.startswith("sweep bar:") and "2/2" in line]
+    assert final and "1 failed" in final[-1]
+    assert not [line for line in bar if "3/2" in line]
+    run_sweep(spec, tmp_path, data_dir=data_dir, device="cpu", progress=True)  # nothing left but the failed point
+    assert "1/1" in capsys.readouterr().err
+
+
 def _lock_holders(results: Path) -> dict[int, Path]:
     """Processes holding a run directory's lock file open: the workers running those points."""
     holders = {}

@@ -30,6 +30,7 @@ with interrupts_deferred():  # a Ctrl-C while the command line loads (torch take
     from sddlab.errors import SddError
     from sddlab.figures.axis import paper_axis
     from sddlab.figures.export import write_run_figure
+    from sddlab.io import atomic_write_text, write_parquet
     from sddlab.phases import detect_phases
     from sddlab.presets import cost, get_preset, list_presets
     from sddlab.runs import run_dir_of
@@ -133,10 +134,12 @@ def show(
 
 @app.command("index")
 def index_command(
-    results: Path | None = typer.Argument(None, help="a folder of run directories (default: " + RESULTS_HELP + ")"),
-    output: Path | None = typer.Option(None, help="write the tidy table as .csv or .parquet"),
+    results: Path | None = typer.Argument(None, help=RESULTS_HELP),
+    output: Path | None = typer.Option(None, help="write the tidy table to this .csv or .parquet file"),
 ) -> None:
     """One tidy table over many runs: a row per run x level, config fields as columns."""
+    if output is not None and output.suffix not in (".csv", ".parquet"):
+        raise SddError(f"--output={str(output)!r} is not allowed: a file name ending in .csv or .parquet")
     with warnings.catch_warnings(record=True) as caught:  # each run verify would not pass: one line
         warnings.simplefilter("always", DamagedRunWarning)
         table = index(results)
@@ -144,10 +147,13 @@ def index_command(
         typer.echo(f"sddlab: warning: {warning.message}", err=True)
     if output is None:
         typer.echo(table.to_csv(index=False), nl=False)
-    elif output.suffix == ".parquet":
-        table.to_parquet(output, index=False)
+        return
+    if output.suffix == ".parquet":
+        write_parquet(output, table)
     else:
-        table.to_csv(output, index=False)
+        atomic_write_text(output, table.to_csv(index=False))
+    runs = table["run"].nunique() if "run" in table else 0
+    typer.echo(f"{len(table)} rows ({runs} runs) written to {output}")
 
 
 @app.command()
@@ -271,6 +277,7 @@ def sweep(
     results: Path | None = typer.Option(None, help="folder holding run directories (default results/)"),
     data: Path | None = typer.Option(None, help="folder holding data sets (default data/)"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    quiet: bool = typer.Option(False, help="no progress bar"),
 ) -> None:
     """Run a grid of overrides x seeds (finished points skipped, interrupted ones resumed); print mean ± std."""
     from sddlab.app.sweep_command import split_positionals
@@ -282,7 +289,7 @@ def sweep(
         runner["address"] = address
     code = run_sweep_command(file, results=results, data=data, device=device, echo=typer.echo, name=name,
                              preset=preset, config=config_file, sets=set_, grids=grid, seeds=seed_list,
-                             executor=runner, max_points=max_points)
+                             executor=runner, max_points=max_points, progress=not quiet)
     raise typer.Exit(code)
 
 

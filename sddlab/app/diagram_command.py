@@ -25,7 +25,7 @@ from sddlab.diagram import (
     phase_diagram,
     remaining_table,
 )
-from sddlab.errors import ConfigError, SddError
+from sddlab.errors import ConfigError, SddError, shown
 from sddlab.figures.calibration import calibration_figure
 from sddlab.figures.diagram import diagram_figure, remaining_figure
 from sddlab.figures.export import FORMATS, export_figure
@@ -59,8 +59,8 @@ def build_spec(sweep: str | None, *, preset: str, field: str, values: str | None
     try:
         seed_list = [int(part) for part in seeds.split(",") if part.strip()]
     except ValueError:
-        raise SddError(f"--seeds={seeds!r} is not allowed: comma-separated integers, e.g. 0,1,2") from None
-    grid = parse_grid([f"{field}={values}"]) if values is not None else {field: None}
+        raise SddError(f"--seeds={shown(seeds)} is not allowed: comma-separated integers, e.g. 0,1,2") from None
+    grid = parse_grid([f"{field}={values}"], "--values") if values is not None else {field: None}
     overrides = dict(parse_assignment(text) for text in sets)
     return diagram_sweep(preset, field, grid[field], seed_list, overrides=overrides, holdout=holdout, **runner)
 
@@ -145,6 +145,7 @@ def diagram(
     results: Path | None = typer.Option(None, help="folder holding run directories (default results/)"),
     data: Path | None = typer.Option(None, help="folder holding data sets (default data/)"),
     device: str = typer.Option("auto", help="auto, cpu or cuda"),
+    quiet: bool = typer.Option(False, help="no progress bars"),
 ) -> None:
     """Run (or read back) a sweep over one field; print the ridges, calibration and remaining-weight tables and
     write the phase diagram and its figures into the sweep's folder."""
@@ -156,14 +157,14 @@ def diagram(
     if isinstance(target, Path):
         table, field, order, folder = read_back(target)
     else:
-        result = run_sweep(target, results, data_dir=data, device=device)
+        result = run_sweep(target, results, data_dir=data, device=device, progress=not quiet)
         for name, reason in result.failed.items():
             typer.echo(f"failed: {name}: {reason}", err=True)
         if result.table.empty:
             raise typer.Exit(1)
         field = next(iter(target.grid))
         table, order, folder = result.table, list(target.grid[field]), result.directory
-    built = phase_diagram(with_calibration(table, progress=True), field, order)
+    built = phase_diagram(with_calibration(table, progress=not quiet), field, order)
     out = folder / "diagram"
     out.mkdir(parents=True, exist_ok=True)
     tables = {"ridges": built.ridges, "runs": built.runs, "calibration": calibration_table(built)}

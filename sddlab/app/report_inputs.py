@@ -84,8 +84,10 @@ def resolve(inputs: list[Path]) -> tuple[list[Path], str | None, list[str]]:
         elif path.is_dir() and (found := find_runs(path)):
             runs += [run for run in found if not run.name.startswith(".")]
         else:
+            found = ("it does not exist" if not path.exists() else "it is a file" if not path.is_dir()
+                     else "this folder holds none of them")
             raise ConfigError("report input", str(path), "a run directory, a sweep folder (results/sweeps/NAME, "
-                              "with sweep.json) or a folder holding run directories")
+                              f"with sweep.json) or a folder holding run directories; {found}")
     unique = sorted({run.resolve(): run for run in runs}.values(), key=lambda run: run.name)
     return unique, sweep, missing
 

@@ -181,7 +181,7 @@ def check_request(name: str | None, out: Path, png: bool) -> None:
     """One-line errors before any work: a file-name-safe name, a writable folder, a browser for the PNG."""
     if name is not None and not re.fullmatch(NAME_PATTERN, name):
         raise ConfigError("--name", name, "letters, digits, '.', '_' and '-' (a folder name)")
-    check_writable(out)
+    check_writable(out, "--out")
     if png and find_browser() is None:
         raise SddError("--png needs kaleido and Chromium (bash scripts/setup.sh installs both); or pass --no-png")
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from sddlab.collect import DamagedRunWarning
 from sddlab.config import parse_assignment
-from sddlab.errors import ConfigError, SddError
+from sddlab.errors import ConfigError, SddError, shown
 from sddlab.limits import check_count, check_sweep_name
 from sddlab.sweeps import SweepResult, SweepSpec, load_sweep, make_sweep, parse_grid, run_sweep
 
@@ -21,12 +21,12 @@ def split_positionals(tokens: list[str], seeds: list[str]) -> tuple[str | None, 
     files = [token for token in tokens if not token.lstrip("-").isdigit()]
     extra = [token for token in tokens if token.lstrip("-").isdigit()]
     if len(files) > 1:
-        raise SddError(f"sweep arguments={' '.join(tokens)!r} are not allowed: at most one sweep FILE")
+        raise SddError(f"sweep arguments={shown(' '.join(tokens))} are not allowed: at most one sweep FILE")
     values = [part for text in [*seeds, *extra] for part in text.split(",") if part.strip()]
     try:
         parsed = [int(value) for value in values]
     except ValueError:
-        raise SddError(f"--seeds={' '.join(values)!r} is not allowed: integers, e.g. --seeds 0 1 2") from None
+        raise SddError(f"--seeds={shown(' '.join(values))} is not allowed: integers, e.g. --seeds 0 1 2") from None
     return (files[0] if files else None), parsed
 
 
@@ -64,9 +64,9 @@ def report(result: SweepResult, echo: Callable[..., None]) -> int:
                                                                   strict=True)]
         with pd.option_context("display.width", 200, "display.max_rows", 1000):
             echo(shown.to_string(index=False))
-    done = len(result.table["run"].unique()) if not result.table.empty else 0
-    echo(f"sweep {result.spec.name}: {result.ran} task(s) run now, {done} point(s) with results, "
-         f"{len(result.failed)} failed; report in {result.directory}")
+    points = sum(len(group) for group in result.spec.groups())
+    echo(f"sweep {result.spec.name}: {result.ran} task(s) run now; {points - len(result.failed)} of {points} "
+         f"point(s) finished, {len(result.failed)} failed; report in {result.directory}")
     for name, reason in result.failed.items():
         echo(f"failed: {name}: {reason}", err=True)
     if result.failed:
@@ -75,12 +75,12 @@ def report(result: SweepResult, echo: Callable[..., None]) -> int:
 
 
 def sweep(file: str | None, *, results: Path | None, data: Path | None, device: str,
-          echo: Callable[..., None], **spec_args: Any) -> int:
+          echo: Callable[..., None], progress: bool = True, **spec_args: Any) -> int:
     """Build, run and report a sweep; returns the exit code (1 when points failed)."""
     spec = build_spec(file, **spec_args)
     with warnings.catch_warnings(record=True) as caught:  # a point verify would not pass: one line each
         warnings.simplefilter("always", DamagedRunWarning)
-        result = run_sweep(spec, results, data_dir=data, device=device)
+        result = run_sweep(spec, results, data_dir=data, device=device, progress=progress)
     for warning in caught:
         echo(f"sddlab: warning: {warning.message}", err=True)
     return report(result, echo)
