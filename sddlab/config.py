@@ -291,12 +291,16 @@ def parse_assignment(text: str) -> tuple[str, Any]:
     try:
         value: Any = json.loads(raw)
     except json.JSONDecodeError:  # plain strings; hidden=128,128 or milestones=80ep,120ep as lists
-        value = [_scalar(part) for part in raw.split(",") if part] if "," in raw else raw
+        value = [_scalar(key, part) for part in raw.split(",") if part] if "," in raw else raw
+    except ValueError:  # a number Python refuses to read (an integer of over 4,300 digits)
+        raise ConfigError(key, raw, "a number of at most 4,300 digits") from None
     return key, value
 
 
-def _scalar(text: str) -> Any:
+def _scalar(key: str, text: str) -> Any:
     try:
         return json.loads(text)
     except json.JSONDecodeError:
         return text
+    except ValueError:
+        raise ConfigError(key, text, "a number of at most 4,300 digits") from None

@@ -24,7 +24,9 @@ class ConfigError(SddError, ValueError):
 
     def __init__(self, field: str, value: object, allowed: str):
         self.field, self.value, self.allowed = field, value, allowed
-        super().__init__(f"{field}={shown(value)} is not allowed: {allowed}")
+        name = field if len(field) <= SHOWN_CHARS else f"{field[:SHOWN_CHARS - 20]}... ({len(field)} characters)"
+        rule = allowed if len(allowed) <= 2000 else allowed[:1980] + "..."  # a list of choices stays whole
+        super().__init__(f"{name}={shown(value)} is not allowed: {rule}")
 
 
 class DatasetMissing(SddError, FileNotFoundError):

@@ -102,6 +102,13 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def current_umask() -> int:
+    """This process's umask (read by setting it and setting it back): new files get 0o666 & ~umask."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None],
                  before_rename: Callable[[str], None] | None = None) -> Path:
     """Let `write(tmp_path)` fill a temporary file beside `path`, fsync it, then rename it over `path`.
@@ -114,6 +121,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None],
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp's 0600 would hide results from colleagues
         os.close(fd)
         tmp = Path(name)
         write(tmp)

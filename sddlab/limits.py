@@ -49,10 +49,12 @@ def check_points(lengths: Iterable[int], seeds: int, limit: Any = MAX_POINTS) ->
     limit = MAX_POINTS if limit is None else limit
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
         raise ConfigError("max_points", limit, "an integer of at least 1")
-    points = math.prod(lengths) * seeds
+    grid_points = math.prod(lengths)
+    points = grid_points * seeds
     if points > limit:
-        raise ConfigError("grid", f"{points} points", f"at most {limit} runs (grid points x seeds); raise the "
-                          "limit with --max-points or max_points in the sweep file if you mean it")
+        raise ConfigError("grid x seeds", f"{grid_points} grid point(s) x {seeds} seed(s) = {points} runs",
+                          f"at most {limit} runs; raise the limit with --max-points or max_points in the sweep "
+                          "file if you mean it")
     return points
 
 

@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from sddlab.runtime import given_threads
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -37,9 +39,11 @@ def source_commit() -> str | None:
     return (done.stdout.strip() or None) if done.returncode == 0 else None
 
 
-def machine(device: str) -> dict[str, Any]:
-    """The CPU model, its cores, torch's intra-op threads and the device (with the GPU's name on CUDA)."""
-    info: dict[str, Any] = {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
+def machine(device: str, threads: int | None = None) -> dict[str, Any]:
+    """The CPU model, its cores, the intra-op threads (`threads` when fixed; else "auto" with the most the
+    process was given, since the count follows the load) and the device (with the GPU's name on CUDA)."""
+    info: dict[str, Any] = {"cpu": cpu_model(), "cores": os.cpu_count(),
+                            "threads": threads if threads is not None else f"auto, at most {given_threads()}",
                             "device": device}
     if torch.device(device).type == "cuda" and torch.cuda.is_available():
         info["device_name"] = torch.cuda.get_device_name(torch.device(device))

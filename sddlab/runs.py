@@ -102,11 +102,12 @@ def run(
     threads = runtime.configure_backends(step_flop(setup.model, config.training.batch_size), since)
     if threads is not None:  # re-chosen as the machine's load moves
         emit = _fan_out([emit, threads])
-    store = open_store(setup, results)
+    autograd = step == "autograd" or not hand_written_step(config, runtime)
+    store = open_store(setup, results, "autograd" if autograd else "hand-written")
     try:
         with store.lock():  # opening it checked it once: damaged files went to RUN_DIR/damaged/ for recompute
             experiment = Experiment(setup, store, emit, should_stop, checkpoint_every, epoch_metrics)
-            if step == "autograd" or not hand_written_step(config, runtime):
+            if autograd:
                 return experiment.run()
             try:  # the MLP family trains through the hand-written step, as one seed of a lockstep group
                 return LockstepGroup([experiment], runtime).run()[0]
@@ -125,8 +126,9 @@ def hand_written_step(config: Config, runtime: Runtime) -> bool:
             and supports_lockstep(config, runtime.device))
 
 
-def open_store(setup: Setup, results: Path) -> RunStore:
-    """The run directory of a prepared config, created with its meta (versions, commit, machine, noise, sizes)."""
+def open_store(setup: Setup, results: Path, step: str) -> RunStore:
+    """The run directory of a prepared config, created with its meta (versions, commit, machine, the training
+    step that started it, noise, sizes)."""
     config, runtime = setup.config, setup.runtime
     params = dict(setup.model.named_parameters())
     meta = {
@@ -134,7 +136,8 @@ def open_store(setup: Setup, results: Path) -> RunStore:
         "torch_version": torch.__version__,
         "device": runtime.device,
         "commit": source_commit(),
-        "machine": machine(runtime.device),
+        "machine": machine(runtime.device, runtime.threads),
+        "step": step,
         "noise": setup.data.noise_summary(),
         "prunable": setup.prunable,
         "prunable_weights": sum(params[name].numel() for name in setup.prunable),
@@ -227,7 +230,11 @@ def run_lockstep(configs: Sequence[Config], results: str | Path | None = None, *
         setups = [prepare(config, data_dir, runtime) for config in pending]
         threads = runtime.configure_backends(len(setups) * step_flop(setups[0].model, pending[0].training.batch_size),
                                              since)  # re-chosen at the events, as the load moves
-        stores = sorted(((open_store(setup, results), setup) for setup in setups), key=lambda pair: pair[0].dir.name)
+        first = pending[0]
+        hand_written = first.training.precision == "fp32" and first.model.name in LOCKSTEP_MODELS
+        step = "lockstep " + ("hand-written" if hand_written else "autograd")
+        stores = sorted(((open_store(setup, results, step), setup) for setup in setups),
+                        key=lambda pair: pair[0].dir.name)
         seeds = [setup.config.experiment.seed for _, setup in stores]
         bar = _GroupProgress(seeds) if progress else None
         with contextlib.ExitStack() as held:

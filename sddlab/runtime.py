@@ -88,6 +88,11 @@ def step_flop(model: nn.Module, batch: int) -> float:
     return 6.0 * batch * sum(m.weight.numel() for m in model.modules() if isinstance(m, kinds))
 
 
+def given_threads() -> int:
+    """The most intra-op threads this process may use (what it was given, whatever was chosen since)."""
+    return _ceiling()
+
+
 def _ceiling() -> int:
     """The threads this process was given (torch.set_num_threads, OMP_NUM_THREADS, a pool's share): a
     count set by anyone but `ThreadChoice` becomes the new ceiling; the choice never goes above it."""

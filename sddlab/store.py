@@ -37,6 +37,7 @@ from sddlab.integrity import (
 )
 from sddlab.io import (
     atomic_write_text,
+    current_umask,
     load_metadata,
     load_tensors,
     read_json,
@@ -119,6 +120,7 @@ class RunStore:
         if not os.path.lexists(run_dir / CONFIG_FILE):
             results.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(dir=results, prefix=f".{run_dir.name}."))
+            staging.chmod(0o777 & ~current_umask())  # mkdtemp's 0700 would hide the run from colleagues
             try:
                 staged = Manifest(staging)
                 atomic_write_text(staging / CONFIG_FILE, config.to_json() + "\n",

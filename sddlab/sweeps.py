@@ -148,6 +148,9 @@ def parse_grid(texts: list[str], option: str = "--grid") -> dict[str, tuple[Any,
     grid = {}
     for text in texts:
         key, raw = parse_assignment(text)[0], text.split("=", 1)[1].strip()
+        if key in grid:
+            raise ConfigError(f"{option} {key}", raw, f"one {option} per field (this field already has "
+                              f"{','.join(map(str, grid[key]))}): list all its values in one, e.g. {key}=0.1,0.2")
         if raw.startswith("["):
             values = parse_assignment(text)[1]
             if not isinstance(values, list):

@@ -10,7 +10,7 @@ import torch
 import sddlab
 from sddlab.config import parse_assignment
 from sddlab.data import DATASETS, DatasetSpec, RawData
-from sddlab.errors import ConfigError, SddError
+from sddlab.errors import SHOWN_CHARS, ConfigError, SddError
 from sddlab.store import RunStore
 
 
@@ -173,9 +173,15 @@ def test_a_noise_rate_just_below_the_limit_is_accepted(tmp_path, run_config, sma
 
 
 def test_a_huge_bad_value_is_shown_cut_with_its_size():
-    from sddlab.errors import SHOWN_CHARS, ConfigError
-
     seeds = list(range(20_001))
     message = str(ConfigError("seeds", seeds, "at most 1,000 seeds"))
     assert len(message) < SHOWN_CHARS + 60 and "(20001 items)" in message and message.startswith("seeds=[0, 1, 2")
     assert str(ConfigError("noise.rate", 0.9, "below 0.9")) == "noise.rate=0.9 is not allowed: below 0.9"
+
+
+@pytest.mark.parametrize("assignment", ["training.lr=" + "9" * 5000, "training.duration=" + "9" * 5000 + "ep",
+                                        "x" * 20_000 + "=1"])
+def test_giant_set_values_are_one_bounded_line(assignment):
+    with pytest.raises(ConfigError) as error:
+        sddlab.get_preset("tiny").with_overrides(dict([parse_assignment(assignment)]))
+    assert len(str(error.value)) < 400 and "\n" not in str(error.value)

@@ -219,3 +219,14 @@ def test_other_bad_input_exits_2(args, expected, tmp_path, monkeypatch, capsys):
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("sddlab: error: ") and expected in lines[0], err
+
+
+def test_a_finished_run_says_it_is_read_back_and_which_step_trained_it(tmp_path, monkeypatch, capsys):
+    args = ["run", "--preset", "tiny", "--quiet", "--no-figure", "--results", str(tmp_path)]
+    code, _, err = sddlab_cli(monkeypatch, capsys, *args, "--step", "autograd")
+    assert code == 0 and "already finished" not in err
+    (run_dir,) = [path for path in tmp_path.iterdir() if not path.name.startswith(".")]
+    meta = RunStore(run_dir).meta()
+    assert meta["step"] == "autograd" and meta["machine"]["threads"].startswith("auto, at most ")
+    code, _, err = sddlab_cli(monkeypatch, capsys, *args)
+    assert code == 0 and "already finished (trained with the autograd step): read back, nothing trained" in err

@@ -159,6 +159,10 @@ def test_the_command_line_ends_with_the_one_diverged_line_and_exit_2(quiet, tmp_
         assert len(lines) == 2 and "test=diverged" in lines[0] and "level=0" in lines[0]
 
 
+def sorted_seeds(runs: list) -> list[int]:
+    return [RunStore(run_dir).config().experiment.seed for run_dir in runs]
+
+
 def test_a_sweep_records_its_diverged_seeds_and_reports_them(tmp_path):
     results = tmp_path / "r"
     done = _cli("sweep", "--preset", "tiny", *SMALL_SET, "--seeds", "0", "1", "--results", str(results), cwd=tmp_path)
@@ -172,9 +176,10 @@ def test_a_sweep_records_its_diverged_seeds_and_reports_them(tmp_path):
         shown = format_table(RunStore(run_dir).table()).splitlines()  # `sddlab show`: the level says it diverged
         assert shown[0].split()[-1] == "diverged" and shown[1].split()[-1] == "yes"
     failed = [line for line in done.stderr.splitlines() if line.startswith("failed: ")]
-    assert sorted(line.split(":")[1].strip() for line in failed) == [r.name for r in runs]
+    assert sorted(line.split(":")[1].strip() for line in failed) == [f"{r.name} (seed {s})" for r, s in
+                                                                      zip(runs, sorted_seeds(runs), strict=True)]
     assert all(": Diverged: level 0 diverged at epoch 1: " in line for line in failed)  # each seed its own reason
-    assert "0 of 2 point(s) finished, 2 failed" in done.stdout
+    assert "0 of 2 point(s) finished, 2 failed" in done.stdout and "diverge again when rerun" in done.stderr
     summary = (results / "sweeps" / "sweep" / "summary.csv").read_text().strip()
     assert summary == ""  # no level that looks ordinary
     assert "test_acc" not in done.stdout

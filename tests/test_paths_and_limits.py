@@ -169,8 +169,8 @@ def test_a_grid_of_a_million_points_is_refused_before_it_is_built(place, tmp_pat
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    message = ("grid='1000000 points' is not allowed: at most 10000 runs (grid points x seeds); raise the limit with "
-               "--max-points or max_points in the sweep file if you mean it")
+    message = ("grid x seeds='1000000 grid point(s) x 1 seed(s) = 1000000 runs' is not allowed: at most 10000 runs; "
+               "raise the limit with --max-points or max_points in the sweep file if you mean it")
     one_error(code, err, message)
     assert peak < 64 << 20, f"{peak / 2**20:.0f} MiB"
     sweep_file = tmp_path / "big.toml"
@@ -183,12 +183,13 @@ def test_a_grid_of_a_million_points_is_refused_before_it_is_built(place, tmp_pat
 def test_the_sweep_size_limit_is_stated_and_can_be_moved(place, tmp_path, cli):
     code, _, err = cli("sweep", *SMALL, "--grid", "noise.rate=0.1,0.2,0.3", "--seeds", "0", "1", "--max-points", "5",
                        "--results", place)
-    one_error(code, err, "grid='6 points' is not allowed: at most 5 runs (grid points x seeds)")
+    six_runs = "grid x seeds='3 grid point(s) x 2 seed(s) = 6 runs' is not allowed: at most 5 runs"
+    one_error(code, err, six_runs)
     one_error(*cli("sweep", *SMALL, "--max-points", "0", "--results", place)[::2],
               "--max-points=0 is not allowed: an integer of at least 1")
     sweep_file = tmp_path / "limited.toml"
     sweep_file.write_text("max_points = 5\nseeds = [0, 1]\n" + TOML_SMALL + '[grid]\n"noise.rate" = [0.1, 0.2, 0.3]\n')
-    one_error(*cli("sweep", sweep_file, "--results", place)[::2], "grid='6 points' is not allowed: at most 5 runs")
+    one_error(*cli("sweep", sweep_file, "--results", place)[::2], six_runs)
     sweep_file.write_text("max_points = 0\n" + TOML_SMALL)
     one_error(*cli("sweep", sweep_file, "--results", place)[::2], "max_points=0 is not allowed")
     assert not place.exists()

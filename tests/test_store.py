@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pandas as pd
 import pytest
@@ -61,6 +63,19 @@ def test_open_or_create(tmp_path):
     # only name and description may differ: they are not part of the hash
     renamed = config.with_overrides({"description": "the same experiment, described again"})
     assert RunStore.open_or_create(tmp_path, renamed, {}).dir == store.dir
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_run_files_follow_the_umask_so_colleagues_can_read_them(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        store = RunStore.open_or_create(tmp_path, sddlab.get_preset("tiny"), {"device": "cpu"})
+        write_json(store.dir / "extra.json", {"a": 1})
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(store.dir.stat().st_mode) == 0o777 & ~umask
+    for name in ("config.json", "meta.json", "extra.json"):
+        assert stat.S_IMODE((store.dir / name).stat().st_mode) == 0o666 & ~umask
 
 
 def test_a_run_directory_holding_another_config_is_refused(tmp_path):

@@ -14,6 +14,7 @@ with interrupts_deferred():  # a Ctrl-C while the command line loads (torch take
     import typer
 
     import sddlab
+    from sddlab import paths
     from sddlab.app.analysis_runner import parse_levels, print_result, run_kind
     from sddlab.app.diagram_command import diagram
     from sddlab.app.notebooks import copy_notebooks, execute, open_jupyter, parse_parameters, register_kernel
@@ -33,7 +34,7 @@ with interrupts_deferred():  # a Ctrl-C while the command line loads (torch take
     from sddlab.io import atomic_write_text, write_parquet
     from sddlab.phases import detect_phases
     from sddlab.presets import cost, get_preset, list_presets
-    from sddlab.runs import run_dir_of
+    from sddlab.runs import is_finished, run_dir_of
     from sddlab.runtime import Runtime, resolve_device
     from sddlab.store import RunStore
     from sddlab.version import __version__
@@ -87,6 +88,10 @@ def run(
     if amp is not None:  # precision is part of the run's identity (its hash), so the flag sets the config
         config = config.with_overrides({"training.precision": "bf16" if amp else "fp32"})
     runtime = Runtime(device=resolve_device(device), compile=compile_model, deterministic=deterministic)
+    if is_finished(config, results):
+        trained = RunStore(run_dir_of(config, results)).meta().get("step", "an earlier version's")
+        typer.echo(f"already finished (trained with the {trained} step): read back, nothing trained; delete "
+                   f"{run_dir_of(config, results)} to train it again", err=True)
     try:
         run_dir = sddlab.run(config, results, data_dir=data, progress=not quiet, runtime=runtime, step=step)
     except KeyboardInterrupt:
@@ -138,13 +143,16 @@ def index_command(
     output: Path | None = typer.Option(None, help="write the tidy table to this .csv or .parquet file"),
 ) -> None:
     """One tidy table over many runs: a row per run x level, config fields as columns."""
-    if output is not None and output.suffix not in (".csv", ".parquet"):
-        raise SddError(f"--output={str(output)!r} is not allowed: a file name ending in .csv or .parquet")
+    if output is not None and (output.suffix not in (".csv", ".parquet") or output.is_dir()):
+        raise SddError(f"--output={str(output)!r} is not allowed: a file name ending in .csv or .parquet"
+                       + (" (that is a folder)" if output.is_dir() else ""))
     with warnings.catch_warnings(record=True) as caught:  # each run verify would not pass: one line
         warnings.simplefilter("always", DamagedRunWarning)
         table = index(results)
     for warning in caught:
         typer.echo(f"sddlab: warning: {warning.message}", err=True)
+    if table.empty:
+        typer.echo(f"sddlab: warning: no run directories in {paths.results_dir(results)}", err=True)
     if output is None:
         typer.echo(table.to_csv(index=False), nl=False)
         return

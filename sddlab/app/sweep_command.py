@@ -22,6 +22,9 @@ def split_positionals(tokens: list[str], seeds: list[str]) -> tuple[str | None, 
     extra = [token for token in tokens if token.lstrip("-").isdigit()]
     if len(files) > 1:
         raise SddError(f"sweep arguments={shown(' '.join(tokens))} are not allowed: at most one sweep FILE")
+    if files and (seeds or extra) and not files[0].endswith(".toml") and not Path(files[0]).exists():  # `--seeds 0 x1`
+        raise SddError(f"--seeds / FILE={shown(files[0])} is not allowed: seeds are integers (e.g. --seeds 0 1 2), "
+                       "and no sweep file of that name exists")
     values = [part for text in [*seeds, *extra] for part in text.split(",") if part.strip()]
     try:
         parsed = [int(value) for value in values]
@@ -67,10 +70,16 @@ def report(result: SweepResult, echo: Callable[..., None]) -> int:
     points = sum(len(group) for group in result.spec.groups())
     echo(f"sweep {result.spec.name}: {result.ran} task(s) run now; {points - len(result.failed)} of {points} "
          f"point(s) finished, {len(result.failed)} failed; report in {result.directory}")
+    labels = {config.run_name(): ", ".join([*(f"{key}={config.flat()[key]}" for key in result.spec.grid),
+                                            f"seed {config.experiment.seed}"])
+              for group in result.spec.groups() for config in group}
     for name, reason in result.failed.items():
-        echo(f"failed: {name}: {reason}", err=True)
-    if result.failed:
+        echo(f"failed: {name} ({labels.get(name, '?')}): {reason}", err=True)
+    if any(not reason.startswith("Diverged:") for reason in result.failed.values()):
         echo("rerun the same command to finish only the failed points", err=True)
+    elif result.failed:
+        echo("diverged points diverge again when rerun (training is deterministic): change their config, "
+             "e.g. a lower training.lr", err=True)
     return 1 if result.failed else 0
 
 

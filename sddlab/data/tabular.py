@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from sddlab.data.registry import DatasetSpec, RawData, register_dataset
+from sddlab.io import current_umask
 
 # MNIST's asymmetric map (2→7, 3→8, 5↔6), used by the paper and kept for the digit-like sets here.
 MNIST_ASYMMETRIC = {2: 7, 3: 8, 5: 6, 6: 5}
@@ -80,6 +81,7 @@ def load_mnist1d_data(data_dir: Path) -> RawData:
         data = _make_mnist1d()
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+        os.fchmod(fd, 0o666 & ~current_umask())
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **data)
         os.replace(tmp, path)
