@@ -23,11 +23,13 @@ import tempfile
 import time
 
 import torch
+from args import int_between, non_negative_int, positive_int, preset
 
 import sddlab
 from sddlab.runtime import Runtime
 
 # a busy loop that ends with this process (checked every few million iterations), even if it is killed
+MAX_BUSY = 4 * (os.cpu_count() or 1)  # more spinning processes than this swamp the machine, not the thread choice
 SPIN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    for _ in range(3_000_000):\n        pass\n"
 
 
@@ -42,12 +44,13 @@ def _time_run(config: sddlab.Config, threads: int | None, given: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="digits")
-    parser.add_argument("--levels", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=150)
-    parser.add_argument("--fixed", type=int, nargs="*", default=[1, 2], help="fixed thread counts to compare")
-    parser.add_argument("--busy", type=int, nargs="+", default=[0, 1, 2], help="competing busy processes")
-    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--preset", type=preset, default="digits")
+    parser.add_argument("--levels", type=non_negative_int, default=1)
+    parser.add_argument("--epochs", type=positive_int, default=150)
+    parser.add_argument("--fixed", type=positive_int, nargs="*", default=[1, 2], help="fixed thread counts to compare")
+    parser.add_argument("--busy", type=int_between(0, MAX_BUSY, f"(4 x this machine's {os.cpu_count() or 1} cores)"),
+                        nargs="+", default=[0, 1, 2], help="competing busy processes, each spinning on one core")
+    parser.add_argument("--repeat", type=positive_int, default=1)
     args = parser.parse_args()
     given = os.cpu_count() or 1
     config = sddlab.get_preset(args.preset).with_overrides(

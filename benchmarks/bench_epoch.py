@@ -18,6 +18,8 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from args import device as device_name
+from args import positive_int
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
@@ -131,9 +133,9 @@ def loader_epoch(model, data: DeviceData, transform, training: TrainingConfig, d
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--resnet-iterations", type=int, default=None,
+    parser.add_argument("--device", type=device_name, default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--repeats", type=positive_int, default=3)
+    parser.add_argument("--resnet-iterations", type=positive_int, default=None,
                         help="ResNet-18 steps to time (default: 5 on CPU, a full epoch on CUDA)")
     parser.add_argument("--skip-baseline", action="store_true")
     args = parser.parse_args()

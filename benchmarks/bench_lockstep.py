@@ -31,6 +31,7 @@ import tempfile
 import time
 
 import torch
+from args import device, non_negative_int, positive_int, preset
 
 import sddlab
 from sddlab.executors import Task, Where, process_pool
@@ -102,16 +103,17 @@ def _time(mode: str, configs: list, args: argparse.Namespace) -> tuple[float, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="digits")
-    parser.add_argument("--ks", type=int, nargs="+", default=[1, 4, 8])
-    parser.add_argument("--levels", type=int, default=1)
-    parser.add_argument("--epochs", type=int, default=150)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--preset", type=preset, default="digits")
+    parser.add_argument("--ks", type=positive_int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--levels", type=non_negative_int, default=1)
+    parser.add_argument("--epochs", type=positive_int, default=150)
+    parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1)
     parser.add_argument("--modes", nargs="+", default=["serial", "lockstep", "pool"],
                         choices=["serial", "lockstep", "pool"])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeat", type=int, default=3, help="timings per row; the fastest is shown (load spikes)")
+    parser.add_argument("--device", type=device, default="cpu")
+    parser.add_argument("--repeat", type=positive_int, default=3,
+                        help="timings per row; the fastest is shown (load spikes)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)

@@ -21,10 +21,12 @@ import tempfile
 import time
 
 import torch
+from args import device, non_negative_int, preset
 
 import sddlab
 from sddlab.config import parse_assignment
 from sddlab.data.registry import DATASETS
+from sddlab.errors import SddError
 from sddlab.models import build_model
 from sddlab.phases import detect_phases
 
@@ -65,14 +67,17 @@ def level_seconds(config: sddlab.Config, device: str, step: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="digits")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--preset", type=preset, default="digits")
+    parser.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0])
     parser.add_argument("--set", dest="assignments", action="append", default=[])
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", type=device, default="cpu")
     parser.add_argument("--step", default="auto", choices=["auto", "autograd"],
                         help="the per-seed rows' training step (the one-level comparison runs both)")
     args = parser.parse_args()
-    base = sddlab.get_preset(args.preset).with_overrides(dict(parse_assignment(a) for a in args.assignments))
+    try:
+        base = sddlab.get_preset(args.preset).with_overrides(dict(parse_assignment(a) for a in args.assignments))
+    except SddError as error:
+        parser.error(str(error))
     print(f"# {args.preset}: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, device {args.device}, step {args.step}")
     header = f"{'seed':>4} {'wall s':>8} {'us/iter':>8} {'dense':>6} {'min':>6} {'@sparsity':>9} {'peak':>6} " \

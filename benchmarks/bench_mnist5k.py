@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from args import positive_int
 from bench_epoch import PerSampleImages  # the same per-item PIL path as the epoch benchmark
 from torch.utils.data import DataLoader
 from torchvision import transforms
@@ -65,10 +66,17 @@ def plain_seconds(epochs: int) -> float:
     return sum(times[1:]) / epochs
 
 
+def run_folder(text: str) -> Path:
+    """A run folder: the one holding `levels/`, whose recorded seconds are printed."""
+    if not Path(text, "levels").is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is not allowed: a run folder (one with a levels/ folder)")
+    return Path(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=3)
-    parser.add_argument("--run", nargs="*", default=[])
+    parser.add_argument("--epochs", type=positive_int, default=3)
+    parser.add_argument("--run", type=run_folder, nargs="*", default=[], help="run folders (each with levels/)")
     args = parser.parse_args()
     config = get_preset("fig1-lenet-mnist5k")
     total_epochs = (config.experiment.levels + 1) * config.training.duration.count

@@ -19,6 +19,7 @@ import argparse
 import time
 
 import torch
+from args import positive_int
 
 import sddlab
 from sddlab.lockstep.fused_step import FusedStep
@@ -31,8 +32,8 @@ BATCH, WIDTHS = 64, (64, 256, 256, 10)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ks", type=int, nargs="+", default=[1, 4, 8])
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--ks", type=positive_int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--rounds", type=positive_int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.set_flush_denormal(True)

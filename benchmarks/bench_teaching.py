@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_lab_grading import _fill  # noqa: E402  (what a student does to the notebook)
 
 from sddlab.app.handout import write_handout  # noqa: E402
-from sddlab.app.lab_release import nbgrader_environment, release  # noqa: E402
+from sddlab.app.lab_release import nbgrader_environment, release, source_notebook  # noqa: E402
 from sddlab.app.notebooks import parse_parameters  # noqa: E402
+from sddlab.errors import SddError  # noqa: E402
 from sddlab.phases.questions import answers  # noqa: E402
 
 
@@ -79,7 +80,11 @@ def autograde(course: Path, student: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _, rest = parser.parse_known_args()
-    parameters = parse_parameters(rest)
+    try:
+        parameters = parse_parameters(rest)
+        source_notebook(parameters)  # the lab's own check of the parameters, before the timings
+    except SddError as error:
+        parser.error(str(error))
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"load average before {os.getloadavg()[0]:.1f}; lab parameters {parameters or 'the defaults'}")
     with tempfile.TemporaryDirectory() as folder:

@@ -17,6 +17,7 @@ Rows (each printed as soon as it is measured):
 
 `--smoke` runs every row on tiny sizes (narrow models, a few steps, `torch.compile` with the eager
 backend) so the test suite keeps the script alive on a CPU; its numbers mean nothing.
+Without a CUDA GPU the script refuses to start unless `--smoke` or `--device cpu` is given.
 """
 
 from __future__ import annotations
@@ -30,15 +31,19 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from args import device as device_name  # noqa: E402
+from args import output_file  # noqa: E402
 from bench_epoch import _sync, matmul_gflops, sddlab_epoch, synthetic  # noqa: E402
 
 import sddlab  # noqa: E402
 from sddlab.config import ModelConfig, TrainingConfig  # noqa: E402
+from sddlab.io import atomic_write_text  # noqa: E402
 from sddlab.lockstep.loop import train_stacked  # noqa: E402
 from sddlab.lockstep.stacked import stack_models  # noqa: E402
 from sddlab.models import build_model  # noqa: E402
@@ -48,6 +53,9 @@ from sddlab.training import Schedule, Span, make_optimizer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS: list[dict] = []
+# torch.func has no batching rule for as_strided copies yet: a warning (once, mid-table) of a known slow path
+AS_STRIDED_WARNING = (r"There is a performance drop because we have not yet implemented the batching rule for "
+                      r"aten::as_strided")
 
 
 def row(check: str, value: float, unit: str, note: str = "") -> None:
@@ -192,13 +200,15 @@ def projection(epochs: dict[str, float], stacked: dict[tuple[str, int], float]) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", type=device_name, help="cpu, cuda or cuda:N (default: cuda; cpu with --smoke "
+                        "where there is no CUDA GPU)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks that every row runs")
-    parser.add_argument("--out", type=Path, help="also write the rows as JSON")
+    parser.add_argument("--out", type=output_file, help="also write the rows as JSON (its folder must exist)")
     args = parser.parse_args()
-    device = args.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"device={device!r} is not available: cpu, or run on a machine with a CUDA GPU")
+    device = args.device or ("cuda" if torch.cuda.is_available() or not args.smoke else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():  # no --device, no --smoke: the full check
+        parser.error("no CUDA GPU here: this check is for one GPU; run `benchmarks/gpu_check.sh --smoke --device "
+                     "cpu` for the CPU smoke mode (or pass --device cpu for the full sizes on the CPU)")
     Runtime(device=device).configure_backends()
     began = time.perf_counter()
     name = torch.cuda.get_device_name(device) if device.startswith("cuda") else "CPU"
@@ -207,14 +217,16 @@ def main() -> None:
     print(f"{'check':<44} {'value':>10} {'unit':<14} note")
     lenet_epoch(device, args.smoke)
     epochs = resnet_epochs(device, args.smoke, compiled=False)
-    stacked = lockstep(device, args.smoke)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=AS_STRIDED_WARNING, category=UserWarning)
+        stacked = lockstep(device, args.smoke)
     with tempfile.TemporaryDirectory() as work:
         fig1_killed_and_resumed(device, args.smoke, Path(work))
     epochs |= resnet_epochs(device, args.smoke, compiled=True)  # last: compilation takes the longest
     projection(epochs, stacked)
     print(f"# {time.perf_counter() - began:.0f} s in all")
     if args.out:
-        args.out.write_text(json.dumps(ROWS, indent=1))
+        atomic_write_text(args.out, json.dumps(ROWS, indent=1))
 
 
 if __name__ == "__main__":

@@ -295,9 +295,13 @@ def sweep(
     runner = {"kind": executor, "workers": workers, "threads": threads, "lockstep": lockstep}
     if address is not None:
         runner["address"] = address
-    code = run_sweep_command(file, results=results, data=data, device=device, echo=typer.echo, name=name,
-                             preset=preset, config=config_file, sets=set_, grids=grid, seeds=seed_list,
-                             executor=runner, max_points=max_points, progress=not quiet)
+    try:
+        code = run_sweep_command(file, results=results, data=data, device=device, echo=typer.echo, name=name,
+                                 preset=preset, config=config_file, sets=set_, grids=grid, seeds=seed_list,
+                                 executor=runner, max_points=max_points, progress=not quiet)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted: finished points and levels are kept; run the same command to resume") \
+            from None
     raise typer.Exit(code)
 
 
