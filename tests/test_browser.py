@@ -32,7 +32,7 @@ from sddlab.app.notebooks import NOTEBOOK_DIR
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))]
-LEVELS, EPOCHS = 10, 3
+LEVELS, EPOCHS = 10, 30  # levels long enough that Stop lands mid-run with the fast hand-written step
 
 
 def _until(page, condition, timeout: float = 120.0, what: str = "") -> None:

@@ -151,7 +151,7 @@ def index_command(
         table = index(results)
     for warning in caught:
         typer.echo(f"sddlab: warning: {warning.message}", err=True)
-    if table.empty:
+    if table.empty and not caught:  # (runs skipped as damaged were each named above)
         typer.echo(f"sddlab: warning: no run directories in {paths.results_dir(results)}", err=True)
     if output is None:
         typer.echo(table.to_csv(index=False), nl=False)
