@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import sddlab
 from sddlab.app.cli import main
 from sddlab.app.sweep_command import build_spec
 from sddlab.figures.export import find_browser
@@ -183,3 +184,12 @@ def test_the_curve_png_is_drawn_at_its_size(tmp_path, two_seeds, monkeypatch, ca
     assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (1100, 700)
     assert "![tiny: accuracies, mean ± std over seeds](curve.png)" in (tmp_path / "p" / "README.md").read_text()
     assert RunStore(two_seeds[0]).config().name == "tiny"
+
+
+def test_the_page_subtitle_uses_the_preset_description_only_for_unchanged_runs():
+    from sddlab.app.results_page import _subtitle
+
+    digits = sddlab.get_preset("digits")
+    assert _subtitle(digits.with_overrides({"experiment.seed": 2})).startswith(digits.description)
+    changed = _subtitle(digits.with_overrides({"noise.rate": 0.2}))
+    assert digits.description not in changed and "20% symmetric noise" in changed
