@@ -28,8 +28,8 @@ from args import int_between, non_negative_int, positive_int, preset
 import sddlab
 from sddlab.runtime import Runtime
 
-# a busy loop that ends with this process (checked every few million iterations), even if it is killed
 MAX_BUSY = 4 * (os.cpu_count() or 1)  # more spinning processes than this swamp the machine, not the thread choice
+# a busy loop that ends with this process (checked every few million iterations), even if it is killed
 SPIN = "import os\nparent = os.getppid()\nwhile os.getppid() == parent:\n    for _ in range(3_000_000):\n        pass\n"
 
 
