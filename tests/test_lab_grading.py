@@ -152,3 +152,11 @@ def test_nbgrader_releases_and_autogrades_the_lab(tmp_path, data_dir):
     assert code["carol"] == (0.0, 8.0), "a copied notebook fails every question"
     assert all(score == (0.0, 2.0) for score in written.values()), "the written answer waits for the teacher"
     assert os.path.isdir(course / "autograded" / "bob" / "sdd-lab" / "results"), "bob's runs trained while grading"
+
+
+def test_the_same_parameters_give_the_same_source_so_a_re_release_is_allowed():
+    from sddlab.app.lab_release import source_notebook
+
+    same = [nbformat.writes(source_notebook({"epochs": 20})) for _ in range(2)]
+    assert same[0] == same[1]
+    assert nbformat.writes(source_notebook({"epochs": 30})) != same[0]

@@ -72,7 +72,11 @@ def source_notebook(parameters: dict[str, Any], notebook_dir: Path = NOTEBOOK_DI
     notebook.metadata.setdefault("papermill", {})  # papermill records the injected parameters there
     for cell in notebook.cells:  # and looks for its tags in every cell
         cell.metadata.setdefault("tags", [])
-    return papermill.parameterize.parameterize_notebook(notebook, {**RELEASE_DEFAULTS, **parameters})
+    notebook = papermill.parameterize.parameterize_notebook(notebook, {**RELEASE_DEFAULTS, **parameters})
+    for cell in notebook.cells:  # papermill gives its cell a random id; a fixed one makes a re-release identical
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.id = "injected-parameters"
+    return notebook
 
 
 def release(course: str | Path, parameters: dict[str, Any] | None = None, assignment: str = ASSIGNMENT,
