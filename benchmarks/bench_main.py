@@ -24,7 +24,7 @@ import torch
 from args import device, non_negative_int, preset
 
 import sddlab
-from sddlab.config import parse_assignment
+from sddlab.assignments import parse_assignment
 from sddlab.data.registry import DATASETS
 from sddlab.errors import SddError
 from sddlab.models import build_model

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -277,30 +276,3 @@ def choices(path: str) -> tuple[Any, ...]:
     if not values or not all(isinstance(value, (str, int, float, bool)) for value in values):
         raise ConfigError("field", path, "a field with a fixed set of values (a Literal or a registry name)")
     return values
-
-
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """Parse one `--set section.field=value`; the value is read as JSON, else as a plain string."""
-    if "=" not in text:
-        raise ConfigError("--set", text, "section.field=value, e.g. noise.rate=0.2")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not re.fullmatch(r"[a-z_]+(\.[a-z_]+)?", key):
-        raise ConfigError("--set", text, "section.field=value, e.g. noise.rate=0.2")
-    raw = raw.strip()
-    try:
-        value: Any = json.loads(raw)
-    except json.JSONDecodeError:  # plain strings; hidden=128,128 or milestones=80ep,120ep as lists
-        value = [_scalar(key, part) for part in raw.split(",") if part] if "," in raw else raw
-    except ValueError:  # a number Python refuses to read (an integer of over 4,300 digits)
-        raise ConfigError(key, raw, "a number of at most 4,300 digits") from None
-    return key, value
-
-
-def _scalar(key: str, text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
-    except ValueError:
-        raise ConfigError(key, text, "a number of at most 4,300 digits") from None

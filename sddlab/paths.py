@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sddlab.errors import ConfigError
+
 DATA_ENV = "SDDLAB_DATA"
 RESULTS_ENV = "SDDLAB_RESULTS"
 
@@ -28,3 +30,13 @@ def data_dir(explicit: str | Path | None = None) -> Path:
 def results_dir(explicit: str | Path | None = None) -> Path:
     """The folder holding run directories (and notebook outputs under `notebooks/`)."""
     return _resolve(explicit, RESULTS_ENV, "results")
+
+
+def check_writable(results: Path, field: str = "results") -> None:
+    """Fail early, naming the field (or option), when the results folder cannot be created or written."""
+    results = Path(results)
+    probe_root = results
+    while not probe_root.exists():
+        probe_root = probe_root.parent
+    if not probe_root.is_dir() or not os.access(probe_root, os.W_OK | os.X_OK):
+        raise ConfigError(field, str(results), "a folder this user can create and write")

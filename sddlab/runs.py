@@ -27,11 +27,12 @@ from sddlab.experiment import Experiment, replay_stored
 from sddlab.integrity import check_run
 from sddlab.lockstep.group import LockstepGroup, SeedListener, check_lockstep
 from sddlab.lockstep.stacked import LOCKSTEP_MODELS, supports_lockstep
+from sddlab.paths import check_writable
 from sddlab.preparation import Setup, prepare
 from sddlab.progress import ProgressBar
 from sddlab.provenance import machine, source_commit
 from sddlab.runtime import Runtime, cpu_sample, resolve_device, step_flop
-from sddlab.store import RunStore, check_writable
+from sddlab.store import RunStore
 from sddlab.version import __version__
 
 

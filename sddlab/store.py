@@ -23,7 +23,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from sddlab.config import Config
-from sddlab.errors import ConfigError, SddError
+from sddlab.errors import SddError
 from sddlab.integrity import (
     RECORD_LIMIT,
     Damage,
@@ -56,16 +56,6 @@ EXAMPLES_FILE = "examples.safetensors"  # the run's per-example labels, written 
 def partial_checkpoint(stream: str) -> str:
     """The checkpoint name of a span's mid-level state (model and optimizer), by the span's stream."""
     return f"partial-{stream}"
-
-
-def check_writable(results: Path, field: str = "results") -> None:
-    """Fail early, naming the field (or option), when the results folder cannot be created or written."""
-    results = Path(results)
-    probe_root = results
-    while not probe_root.exists():
-        probe_root = probe_root.parent
-    if not probe_root.is_dir() or not os.access(probe_root, os.W_OK | os.X_OK):
-        raise ConfigError(field, str(results), "a folder this user can create and write")
 
 
 class _RunLock(FileLock):

@@ -25,18 +25,20 @@ except ImportError:  # Python 3.10
     import tomli as tomllib
 
 from sddlab import paths
+from sddlab.assignments import parse_assignment
 from sddlab.collect import index
-from sddlab.config import Config, parse_assignment
+from sddlab.config import Config
 from sddlab.errors import ConfigError, SddError
 from sddlab.executors import EXECUTORS, Outcome, Task, Where, execute, preflight
 from sddlab.figures.curve import comparison_figure, curve_figure
 from sddlab.io import atomic_write_text, write_html, write_json
 from sddlab.limits import check_count, check_model_fits, check_points, check_sweep_name
 from sddlab.lockstep import supports_lockstep
+from sddlab.paths import check_writable
 from sddlab.presets import get_preset
 from sddlab.runs import is_finished, run_dir_of
 from sddlab.runtime import resolve_device
-from sddlab.store import RunStore, check_writable
+from sddlab.store import RunStore
 from sddlab.sweep_report import report_lock
 
 FILE_KEYS = {"name", "preset", "config", "seeds", "set", "grid", "executor", "max_points"}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import sddlab
-from sddlab.config import parse_assignment
+from sddlab.assignments import parse_assignment
 from sddlab.data import DATASETS, DatasetSpec, RawData
 from sddlab.errors import SHOWN_CHARS, ConfigError, SddError
 from sddlab.store import RunStore

@@ -8,7 +8,8 @@ import pydantic
 import pytest
 
 import sddlab
-from sddlab.config import Config, choices, parse_assignment
+from sddlab.assignments import parse_assignment
+from sddlab.config import Config, choices
 from sddlab.duration import Duration
 from sddlab.errors import ConfigError
 

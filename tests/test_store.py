@@ -16,7 +16,8 @@ from sddlab.collect import find_runs, index
 from sddlab.config import Config
 from sddlab.errors import ConfigError, SddError
 from sddlab.io import atomic_write_text, load_metadata, load_tensors, save_tensors, write_json
-from sddlab.store import RunStore, check_writable
+from sddlab.paths import check_writable
+from sddlab.store import RunStore
 
 
 def test_atomic_writes_replace_whole_files_and_leave_no_temporaries(tmp_path):

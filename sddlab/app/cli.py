@@ -7,16 +7,15 @@ from sddlab.app.interrupt import Interrupted, exit_on_interrupt, interrupted, in
 with interrupts_deferred():  # a Ctrl-C while the command line loads (torch takes seconds): one line, exit 130
     import json
     import sys
-    import warnings
     from pathlib import Path
 
     import pandas as pd
     import typer
 
     import sddlab
-    from sddlab import paths
     from sddlab.app.analysis_runner import parse_levels, print_result, run_kind
     from sddlab.app.diagram_command import diagram
+    from sddlab.app.index_command import RESULTS_HELP, index_command
     from sddlab.app.notebooks import copy_notebooks, execute, open_jupyter, parse_parameters, register_kernel
     from sddlab.app.report_command import report
     from sddlab.app.study_command import study
@@ -25,13 +24,12 @@ with interrupts_deferred():  # a Ctrl-C while the command line loads (torch take
     from sddlab.app.teaching_commands import lab_app
     from sddlab.app.verify import verify as verify_runs
     from sddlab.app.verify import warn_unverified
-    from sddlab.collect import DamagedRunWarning, index
-    from sddlab.config import Config, parse_assignment
+    from sddlab.assignments import parse_assignment
+    from sddlab.config import Config
     from sddlab.data.tinyimagenet import reorganise_tiny_imagenet
     from sddlab.errors import SddError
     from sddlab.figures.axis import paper_axis
     from sddlab.figures.export import write_run_figure
-    from sddlab.io import atomic_write_text, write_parquet
     from sddlab.phases import detect_phases
     from sddlab.presets import cost, get_preset, list_presets
     from sddlab.runs import is_finished, run_dir_of
@@ -39,7 +37,6 @@ with interrupts_deferred():  # a Ctrl-C while the command line loads (torch take
     from sddlab.store import RunStore
     from sddlab.version import __version__
 
-RESULTS_HELP = "folder of run directories [default: $SDDLAB_RESULTS, else ./results]"
 DATA_HELP = "folder of data sets [default: $SDDLAB_DATA, else ./data]"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -47,6 +44,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 app.command()(study)
 app.command()(diagram)
 app.command()(report)
+app.command("index")(index_command)
 app.command("app", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(serve_app)
 app.add_typer(lab_app, name="lab")
 
@@ -135,33 +133,6 @@ def show(
         typer.echo(table.to_json(orient="records", indent=2))
     else:
         typer.echo(format_table(table))
-
-
-@app.command("index")
-def index_command(
-    results: Path | None = typer.Argument(None, help=RESULTS_HELP),
-    output: Path | None = typer.Option(None, help="write the tidy table to this .csv or .parquet file"),
-) -> None:
-    """One tidy table over many runs: a row per run x level, config fields as columns."""
-    if output is not None and (output.suffix not in (".csv", ".parquet") or output.is_dir()):
-        raise SddError(f"--output={str(output)!r} is not allowed: a file name ending in .csv or .parquet"
-                       + (" (that is a folder)" if output.is_dir() else ""))
-    with warnings.catch_warnings(record=True) as caught:  # each run verify would not pass: one line
-        warnings.simplefilter("always", DamagedRunWarning)
-        table = index(results)
-    for warning in caught:
-        typer.echo(f"sddlab: warning: {warning.message}", err=True)
-    if table.empty and not caught:  # (runs skipped as damaged were each named above)
-        typer.echo(f"sddlab: warning: no run directories in {paths.results_dir(results)}", err=True)
-    if output is None:
-        typer.echo(table.to_csv(index=False), nl=False)
-        return
-    if output.suffix == ".parquet":
-        write_parquet(output, table)
-    else:
-        atomic_write_text(output, table.to_csv(index=False))
-    runs = table["run"].nunique() if "run" in table else 0
-    typer.echo(f"{len(table)} rows ({runs} runs) written to {output}")
 
 
 @app.command()

@@ -13,8 +13,8 @@ import plotly.graph_objects as go
 import typer
 
 from sddlab.analyses.calibration import with_calibration
+from sddlab.assignments import parse_assignment
 from sddlab.collect import index
-from sddlab.config import parse_assignment
 from sddlab.diagram import (
     HOLDOUT,
     LAPTOP_VALUES,

@@ -19,10 +19,10 @@ from sddlab.errors import ConfigError, SddError
 from sddlab.figures.curve import curve_figure
 from sddlab.figures.export import config_subtitle, export_figure, find_browser
 from sddlab.io import atomic_write_text
+from sddlab.paths import check_writable
 from sddlab.phases import PhaseReport, detect_phases
 from sddlab.phases.over_seeds import landmark_row, per_seed
 from sddlab.presets import get_preset
-from sddlab.store import check_writable
 from sddlab.sweeps import summarize
 
 LANDMARK_NAMES = (("dense", None), ("critical minimum", "critical"), ("sweet peak", "sweet"),

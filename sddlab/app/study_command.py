@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from sddlab import paths
-from sddlab.config import parse_assignment
+from sddlab.assignments import parse_assignment
 from sddlab.errors import SddError
 from sddlab.io import atomic_write_text
 from sddlab.studies import ANTIDOTES, antidote_table, run_study, selection_table

@@ -9,8 +9,8 @@ from typing import Any
 
 import pandas as pd
 
+from sddlab.assignments import parse_assignment
 from sddlab.collect import DamagedRunWarning
-from sddlab.config import parse_assignment
 from sddlab.errors import ConfigError, SddError, shown
 from sddlab.limits import check_count, check_sweep_name
 from sddlab.sweeps import SweepResult, SweepSpec, load_sweep, make_sweep, parse_grid, run_sweep

@@ -13,11 +13,13 @@ from pathlib import Path
 
 import ipywidgets as w
 import pandas as pd
+from IPython.display import display
 
 from sddlab import paths
 from sddlab.app import explorer_seeds as seeds
 from sddlab.app.explorer_choices import ChoiceError, differences, offered_presets, to_config
 from sddlab.app.explorer_controls import Controls
+from sddlab.app.failed_download import download_hint, folders_under, remove_new_empty
 from sddlab.app.tables import format_table
 from sddlab.config import Config
 from sddlab.divergence import Diverged, SeedsDiverged
@@ -171,7 +173,7 @@ class Explorer:
         return not self.running
 
     def _work(self, config: Config, count: int = 1) -> None:
-        before = _folders(self.data_dir)
+        before = folders_under(self.data_dir)
         try:
             if count > 1:
                 self.figures.start_seeds(seeds.seed_values(config, count))
@@ -193,9 +195,9 @@ class Explorer:
             seeds.write_partial_figures(config, count, self.results)
             self._outcome(f"<span style='color:#c00'><b>diverged:</b> {html.escape(str(error))}</span>")
         except DatasetMissing as error:
-            _remove_new_empty(self.data_dir, before)
+            remove_new_empty(self.data_dir, before)
             self._show_error(ChoiceError("data set", f"{config.data.name} is not on disk and could not be downloaded "
-                                         f"here: {_hint(str(error))} (see data/README.md)"))
+                                         f"here: {download_hint(str(error))} (see data/README.md)"))
         except SddError as error:
             self._show_error(error)
         except Exception as error:  # shown in the widget instead of a dead thread
@@ -294,22 +296,5 @@ class Explorer:
         return w.VBox([top, self.table], layout=w.Layout(width="100%"))
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
         display(self.widget)
 
-
-def _folders(root: Path) -> set[Path]:
-    return {path for path in root.rglob("*") if path.is_dir()} if root.is_dir() else set()
-
-
-def _remove_new_empty(root: Path, before: set[Path]) -> None:
-    """Remove the empty folders a failed download left under `root` (never one that existed before)."""
-    for path in sorted(_folders(root) - before, key=lambda p: len(p.parts), reverse=True):
-        if not any(path.iterdir()):
-            path.rmdir()
-
-
-def _hint(message: str) -> str:
-    """The data set's own hint without the downloader's internals ('(download failed: ...)')."""
-    return message.split(" (download", 1)[0].split(" (downloads are off", 1)[0]
