@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_run import sddlab_cli
 
 import sddlab
 import sddlab.analyses.levels as levels
 from sddlab import analyses
-from sddlab.app.cli import main
 from sddlab.app.notebooks import execute
 from sddlab.app.tables import format_result
 from sddlab.io import json_safe
@@ -26,12 +25,9 @@ REDENSE = {"duration": "1ep", "lr": None}
 
 
 def analyse(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run `sddlab analyse ARGS` in this process through main(): (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["sddlab", "analyse", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
+    """`sddlab analyse ARGS` in this process."""
+    return sddlab_cli(monkeypatch, capsys, "analyse", *args)
+
 
 
 @pytest.fixture(scope="module")

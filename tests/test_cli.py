@@ -13,23 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_run import sddlab_cli
 
 import sddlab
-from sddlab.app.cli import main
 from sddlab.app.tables import TABLE_COLUMNS
 from sddlab.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL_SET = ["--set", "model.hidden=16,16", "--set", "training.duration=2ep", "--set", "data.subset=200"]
 
-
-def sddlab_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run `sddlab ARGS` in this process through main(): (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["sddlab", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 def sddlab_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:

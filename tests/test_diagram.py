@@ -4,14 +4,13 @@ directly from a tiny sweep's run directories; its figure; the `sddlab diagram` c
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli_run import sddlab_cli
 
-from sddlab.app.cli import main
 from sddlab.diagram import (
     LAPTOP_VALUES,
     calibration_table,
@@ -148,11 +147,9 @@ def test_the_diagram_of_a_tiny_sweep_equals_its_run_directories(tiny_sweep):
 
 
 def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["sddlab", "diagram", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
+    """`sddlab diagram ARGS` in this process."""
+    return sddlab_cli(monkeypatch, capsys, "diagram", *args)
+
 
 
 def test_the_command_prints_the_ridges_and_reads_a_sweep_back(tiny_sweep, monkeypatch, capsys):

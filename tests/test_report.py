@@ -5,27 +5,17 @@ from __future__ import annotations
 import json
 import shlex
 import statistics
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_run import sddlab_cli
 
 import sddlab
-from sddlab.app.cli import main
 from sddlab.app.sweep_command import build_spec
 from sddlab.figures.export import find_browser
 from sddlab.phases.over_seeds import landmark_row, seed_margins
 from sddlab.store import RunStore
-
-
-def sddlab_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run `sddlab ARGS` in this process through main(): (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["sddlab", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 @pytest.fixture(scope="module")

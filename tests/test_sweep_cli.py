@@ -4,11 +4,10 @@ a rerun runs nothing; bad input is one line and exit code 2 with no run director
 from __future__ import annotations
 
 import statistics
-import sys
 
 import pytest
+from cli_run import sddlab_cli as cli
 
-from sddlab.app.cli import main
 from sddlab.app.sweep_command import split_positionals
 from sddlab.errors import SddError
 from sddlab.store import RunStore
@@ -16,13 +15,6 @@ from sddlab.store import RunStore
 FLAGS = ["--preset", "tiny", "--set", "model.hidden=16,16", "--set", "training.duration=2ep", "--set",
          "experiment.levels=1", "--set", "data.subset=200"]
 
-
-def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["sddlab", *args])
-    with pytest.raises(SystemExit) as info:
-        main()
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 def test_seeds_after_the_flag_and_the_file_are_told_apart():

@@ -22,17 +22,18 @@ with interrupts_deferred():  # a Ctrl-C while the command line loads (torch take
     from sddlab.app.tables import format_table
     from sddlab.app.teaching_commands import app as serve_app
     from sddlab.app.teaching_commands import lab_app
+    from sddlab.app.tiny_imagenet_command import tiny_imagenet
     from sddlab.app.verify import verify as verify_runs
     from sddlab.app.verify import warn_unverified
     from sddlab.assignments import parse_assignment
     from sddlab.config import Config
-    from sddlab.data.tinyimagenet import reorganise_tiny_imagenet
     from sddlab.errors import SddError
+    from sddlab.events import Event, RunStarted
     from sddlab.figures.axis import paper_axis
     from sddlab.figures.export import write_run_figure
     from sddlab.phases import detect_phases
     from sddlab.presets import cost, get_preset, list_presets
-    from sddlab.runs import is_finished, run_dir_of
+    from sddlab.runs import run_dir_of
     from sddlab.runtime import Runtime, resolve_device
     from sddlab.store import RunStore
     from sddlab.version import __version__
@@ -45,6 +46,7 @@ app.command()(study)
 app.command()(diagram)
 app.command()(report)
 app.command("index")(index_command)
+app.command("tiny-imagenet")(tiny_imagenet)
 app.command("app", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(serve_app)
 app.add_typer(lab_app, name="lab")
 
@@ -86,12 +88,9 @@ def run(
     if amp is not None:  # precision is part of the run's identity (its hash), so the flag sets the config
         config = config.with_overrides({"training.precision": "bf16" if amp else "fp32"})
     runtime = Runtime(device=resolve_device(device), compile=compile_model, deterministic=deterministic)
-    if is_finished(config, results):
-        trained = RunStore(run_dir_of(config, results)).meta().get("step", "an earlier version's")
-        typer.echo(f"already finished (trained with the {trained} step): read back, nothing trained; delete "
-                   f"{run_dir_of(config, results)} to train it again", err=True)
     try:
-        run_dir = sddlab.run(config, results, data_dir=data, progress=not quiet, runtime=runtime, step=step)
+        run_dir = sddlab.run(config, results, data_dir=data, progress=not quiet, runtime=runtime, step=step,
+                             listener=_say_if_read_back)
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted: finished levels are kept; run the same command to resume "
                           f"({run_dir_of(config, results)})") from None
@@ -103,6 +102,14 @@ def run(
     if figure:
         typer.echo(f"figure: {write_run_figure(run_dir)}")
     typer.echo(f"run directory: {run_dir}")
+
+
+def _say_if_read_back(event: Event) -> None:
+    """A finished run is read back, not trained: say so, and which step trained it."""
+    if isinstance(event, RunStarted) and event.finished == event.levels and not sum(event.epochs_per_level):
+        trained = RunStore(event.run_dir).meta().get("step", "an earlier version's")
+        typer.echo(f"already finished (trained with the {trained} step): read back, nothing trained; delete "
+                   f"{event.run_dir} to train it again", err=True)
 
 
 @app.command()
@@ -171,18 +178,6 @@ def jupyter(ctx: typer.Context, folder: Path = typer.Argument(Path("notebooks"),
     """Open JupyterLab on FOLDER (further options go to JupyterLab); notebooks write to ./results and read
     ./data of the current folder, or the SDDLAB_RESULTS / SDDLAB_DATA variables."""
     raise typer.Exit(open_jupyter(folder, list(ctx.args)))
-
-
-@app.command("tiny-imagenet")
-def tiny_imagenet(
-    archive: Path = typer.Argument(..., help="the unzipped tiny-imagenet-200 folder (train/, val/, wnids.txt)"),
-    out: Path = typer.Option(Path("data/tiny-imagenet"), help="where the class-folder layout goes"),
-) -> None:
-    """Reorganise the official Tiny ImageNet archive into the class folders the loader reads."""
-    if not (archive / "train").is_dir():
-        raise SddError(f"archive={str(archive)!r} is not allowed: the unzipped tiny-imagenet-200 folder with train/")
-    counts = reorganise_tiny_imagenet(archive, out)
-    typer.echo(", ".join(f"{split}: {count} images" for split, count in counts.items()) + f" -> {out}")
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

@@ -11,6 +11,7 @@ import pandas as pd
 
 from sddlab.assignments import parse_assignment
 from sddlab.collect import DamagedRunWarning
+from sddlab.config import Config
 from sddlab.errors import ConfigError, SddError, shown
 from sddlab.limits import check_count, check_sweep_name
 from sddlab.sweeps import SweepResult, SweepSpec, load_sweep, make_sweep, parse_grid, run_sweep
@@ -54,6 +55,12 @@ def build_spec(file: str | None, *, name: str | None, preset: str | None, config
                       seeds=seeds or [0], max_points=max_points, **runner)
 
 
+def _label(config: Config, axes: list[str]) -> str:
+    """A point as the sweep sees it: its grid values and seed."""
+    flat = config.flat()
+    return ", ".join([*(f"{key}={flat[key]}" for key in axes), f"seed {config.experiment.seed}"])
+
+
 def report(result: SweepResult, echo: Callable[..., None]) -> int:
     """Print the summary (mean ± std per level and group) and any failures; the exit code."""
     summary = result.summary
@@ -70,8 +77,7 @@ def report(result: SweepResult, echo: Callable[..., None]) -> int:
     points = sum(len(group) for group in result.spec.groups())
     echo(f"sweep {result.spec.name}: {result.ran} task(s) run now; {points - len(result.failed)} of {points} "
          f"point(s) finished, {len(result.failed)} failed; report in {result.directory}")
-    labels = {config.run_name(): ", ".join([*(f"{key}={config.flat()[key]}" for key in result.spec.grid),
-                                            f"seed {config.experiment.seed}"])
+    labels = {config.run_name(): _label(config, list(result.spec.grid))
               for group in result.spec.groups() for config in group}
     for name, reason in result.failed.items():
         echo(f"failed: {name} ({labels.get(name, '?')}): {reason}", err=True)
