@@ -15,6 +15,8 @@ from sddlab.errors import ConfigError
 from sddlab.models import MODELS
 from sddlab.selection import RULES
 
+MAX_HIDDEN_LAYERS = 64  # a plain MLP deeper than this does not train; a list of thousands is a typo
+
 
 def _neutral(default: Any, **kwargs: Any) -> Any:
     """A field left out of the hash while it holds its default, so adding it renames no old run."""
@@ -85,8 +87,8 @@ class ModelConfig(_Section):
     @field_validator("hidden")
     @classmethod
     def _positive_widths(cls, hidden: tuple[int, ...]) -> tuple[int, ...]:
-        if any(width <= 0 for width in hidden):
-            raise ValueError("positive integers")
+        if any(width <= 0 for width in hidden) or len(hidden) > MAX_HIDDEN_LAYERS:
+            raise ValueError(f"positive integers, at most {MAX_HIDDEN_LAYERS} of them (hidden layers)")
         return hidden
 
 

@@ -62,7 +62,7 @@ def parameter_count(config: Config, meta: bool = False) -> int:
     """The model's number of parameters and buffers, from building it on the `meta` device (no memory).
 
     An MLP's count is its widths' sum of (inputs + 1) x outputs, without building it (`meta` forces the
-    build): a meta build costs milliseconds a layer, and `model.hidden` may list thousands of layers."""
+    build): a meta build costs milliseconds a layer."""
     data = DATASETS[config.data.name]
     if config.model.name == "mlp" and not meta:
         widths = (math.prod(data.input_shape), *config.model.hidden, data.num_classes)

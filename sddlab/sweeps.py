@@ -185,7 +185,7 @@ class SweepResult:
     table: pd.DataFrame
     summary: pd.DataFrame
     failed: dict[str, str]  # run name -> why
-    ran: int  # tasks handed to the executor this time
+    ran: int  # runs (grid point x seed) handed to the executor this time
     directory: Path
 
     @property
@@ -231,15 +231,17 @@ def _why_failed(config: Config, results: Path, task_error: str) -> str:
     return task_error
 
 
-def _advance(bar: tqdm) -> Callable[[Outcome], None]:
-    """Move the sweep's bar by one finished task; failures counted beside it."""
-    failed = []
+def _advance(bar: tqdm, results: Path) -> Callable[[Outcome], None]:
+    """Move the sweep's bar by the runs of each task as it ends; the runs left unfinished counted as failed
+    (a lockstep group that fails may still have finished some seeds)."""
+    failed = 0
 
     def done(outcome: Outcome) -> None:
+        nonlocal failed
         if outcome.error:
-            failed.append(outcome)
-            bar.set_postfix_str(f"{len(failed)} failed", refresh=False)
-        bar.update(1)
+            failed += sum(not is_finished(Config.from_json(text), results) for text in outcome.task.configs)
+            bar.set_postfix_str(f"{failed} failed", refresh=False)
+        bar.update(len(outcome.task.configs))
 
     return done
 
@@ -250,8 +252,8 @@ def run_sweep(spec: SweepSpec, results: str | Path | None = None, *, data_dir: s
 
     Before anything starts: the engine must import (and SLURM be there for `slurm`), and each model fit
     this machine (local executors). One sweep writes a report at a time: a second one of the same name
-    says the report is busy, then waits. `progress` shows a bar of the tasks (points, or a point's seeds
-    in lockstep) as they end."""
+    says the report is busy, then waits. `progress` shows a bar of the runs (grid point x seed) as their
+    tasks end."""
     results = paths.results_dir(results)
     check_writable(results)
     preflight(spec.executor, spec.options, results)
@@ -262,10 +264,10 @@ def run_sweep(spec: SweepSpec, results: str | Path | None = None, *, data_dir: s
     with report_lock(results, spec) as directory:
         tasks = spec.tasks(results)
         where = Where(str(results), None if data_dir is None else str(data_dir), device)
-        bar = tqdm(total=len(tasks), desc=f"sweep {spec.name}", unit="task", disable=not progress or not tasks,
-                   dynamic_ncols=True)
+        bar = tqdm(total=sum(len(task.configs) for task in tasks), desc=f"sweep {spec.name}", unit="run",
+                   disable=not progress or not tasks, dynamic_ncols=True)
         try:
-            outcomes: list[Outcome] = execute(spec.executor, tasks, where, spec.options, done=_advance(bar))
+            outcomes: list[Outcome] = execute(spec.executor, tasks, where, spec.options, done=_advance(bar, results))
         finally:
             bar.close()
         failed = {}
@@ -280,4 +282,4 @@ def run_sweep(spec: SweepSpec, results: str | Path | None = None, *, data_dir: s
         atomic_write_text(directory / "summary.csv", summary.to_csv(index=False))
         if not table.empty:
             write_html(sweep_figure(table, spec), directory / "figure.html")
-    return SweepResult(spec, table, summary, failed, len(tasks), directory)
+    return SweepResult(spec, table, summary, failed, sum(len(task.configs) for task in tasks), directory)

@@ -9,7 +9,7 @@ import pytest
 
 import sddlab
 from sddlab.assignments import parse_assignment
-from sddlab.config import Config, choices
+from sddlab.config import MAX_HIDDEN_LAYERS, Config, choices
 from sddlab.duration import Duration
 from sddlab.errors import ConfigError
 
@@ -30,6 +30,7 @@ def test_default_config_is_valid_and_frozen():
         ({"training": {"duration": "10 epochs"}}, "training.duration"),
         ({"training": {"warmup": "5"}}, "training.warmup"),
         ({"model": {"hidden": [64, 0]}}, "model.hidden"),
+        ({"model": {"hidden": [8] * 65}}, "model.hidden"),
         ({"pruning": {"fraction": 1.0}}, "pruning.fraction"),
         ({"experiment": {"seed": -1}}, "experiment.seed"),
         ({"training": {"epochs": 3}}, "training.epochs"),
@@ -43,6 +44,13 @@ def test_validation_on_construction_names_the_field(kwargs, field):
     assert info.value.field == field
     message = str(info.value)
     assert message.startswith(f"{field}=") and "\n" not in message
+
+
+def test_hidden_layers_are_capped_with_the_cap_named():
+    assert len(Config(model={"hidden": [8] * MAX_HIDDEN_LAYERS}).model.hidden) == MAX_HIDDEN_LAYERS
+    with pytest.raises(ConfigError, match=f"at most {MAX_HIDDEN_LAYERS} of them") as info:
+        Config(model={"hidden": [8] * (MAX_HIDDEN_LAYERS + 1)})
+    assert f"({MAX_HIDDEN_LAYERS + 1} items)" in str(info.value)
 
 
 def test_unknown_field_says_so():

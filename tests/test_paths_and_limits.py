@@ -149,7 +149,7 @@ def test_a_sweep_replacing_another_sweeps_report_of_the_same_name_says_so(place,
     common = ["--name", "same", "--results", place, "--data", data_dir, "--device", "cpu"]
     assert cli("sweep", *SMALL, "--grid", "noise.rate=0.2", *common)[0] == 0
     code, out, err = cli("sweep", *SMALL, "--grid", "noise.rate=0.2", *common)  # the same sweep again: silent
-    assert code == 0 and "different sweep" not in err and "0 task(s) run now" in out
+    assert code == 0 and "different sweep" not in err and "0 run(s) trained now" in out
     code, out, err = cli("sweep", *SMALL, "--grid", "noise.rate=0.3", *common)
     line = (f"sddlab: {place / 'sweeps' / 'same'} held the report of a different sweep named 'same' (another base, "
             "grid or seeds): it is replaced\n")
@@ -199,7 +199,7 @@ def test_the_sweep_size_limit_is_stated_and_can_be_moved(place, tmp_path, cli):
 
 
 HUGE = {"two layers of a million": "model.hidden=1000000,1000000",
-        "5000 layers of 4096": "model.hidden=[" + ",".join(["4096"] * 5000) + "]",
+        "64 layers of 8192": "model.hidden=[" + ",".join(["8192"] * 64) + "]",
         "widths past what a tensor holds": "model.hidden=1000000000000000000,1000000000000000000"}
 
 

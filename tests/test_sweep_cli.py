@@ -46,7 +46,7 @@ def test_sweep_from_flags_then_from_a_file(monkeypatch, capsys, tmp_path, data_d
                           '"training.duration" = "2ep"\n"experiment.levels" = 1\n"data.subset" = 200\n'
                           '[grid]\n"noise.rate" = [0.2, 0.4]\n')
     code, again, _ = cli(monkeypatch, capsys, "sweep", str(sweep_file), *common)
-    assert code == 0 and "0 task(s) run now; 4 of 4 point(s) finished, 0 failed" in again
+    assert code == 0 and "0 run(s) trained now; 4 of 4 point(s) finished, 0 failed" in again
     assert sorted(p for p in results.iterdir() if p.name.startswith("tiny-")) == runs
 
 

@@ -87,7 +87,7 @@ def test_missing_engine_names_the_extra(monkeypatch):
 def test_in_process_sweep_summarises_mean_and_std_and_skips_finished_points(tmp_path, data_dir):
     spec = make_sweep("noise", preset="tiny", overrides=SMALL, grid={"noise.rate": (0.2, 0.4)}, seeds=[0, 1])
     result = run_sweep(spec, tmp_path, data_dir=data_dir, device="cpu")
-    assert result.ok and result.ran == 2  # one lockstep group per noise rate
+    assert result.ok and result.ran == 4  # one lockstep group of two seeds per noise rate
     for rate in (0.2, 0.4):
         runs = [_records(tmp_path / c.run_name()) for c in spec.groups()[[0.2, 0.4].index(rate)]]
         for level in range(3):
@@ -103,7 +103,7 @@ def test_in_process_sweep_summarises_mean_and_std_and_skips_finished_points(tmp_
     assert again.ran == 0 and again.summary.equals(result.summary)
 
 
-def test_the_sweep_bar_counts_tasks_as_they_end_and_the_failed_ones(tmp_path, data_dir, capsys):
+def test_the_sweep_bar_counts_runs_as_they_end_and_the_failed_ones(tmp_path, data_dir, capsys):
     spec = make_sweep("bar", preset="tiny", overrides=SMALL, grid={"training.lr": (0.01, 1e8)}, seeds=[0],
                       lockstep=False)
     result = run_sweep(spec, tmp_path, data_dir=data_dir, device="cpu", progress=True)
@@ -114,6 +114,17 @@ def test_the_sweep_bar_counts_tasks_as_they_end_and_the_failed_ones(tmp_path, da
     assert not [line for line in bar if "3/2" in line]
     run_sweep(spec, tmp_path, data_dir=data_dir, device="cpu", progress=True)  # nothing left but the failed point
     assert "1/1" in capsys.readouterr().err
+
+
+def test_the_sweep_bar_counts_each_seed_of_a_lockstep_group(tmp_path, data_dir, capsys):
+    spec = make_sweep("group", preset="tiny", overrides=SMALL, grid={"training.lr": (0.01, 1e8)}, seeds=[0, 1],
+                      lockstep=True)
+    result = run_sweep(spec, tmp_path, data_dir=data_dir, device="cpu", progress=True)
+    assert result.ran == 4 and len(result.failed) == 2  # two groups of two seeds; both seeds at lr 1e8 diverge
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    final = [line for line in bar if line.startswith("sweep group:") and "4/4" in line]
+    assert final and "2 failed" in final[-1]
+    assert not [line for line in bar if "/2 " in line]  # runs, not groups
 
 
 def _lock_holders(results: Path) -> dict[int, Path]:

@@ -75,7 +75,7 @@ def report(result: SweepResult, echo: Callable[..., None]) -> int:
         with pd.option_context("display.width", 200, "display.max_rows", 1000):
             echo(shown.to_string(index=False))
     points = sum(len(group) for group in result.spec.groups())
-    echo(f"sweep {result.spec.name}: {result.ran} task(s) run now; {points - len(result.failed)} of {points} "
+    echo(f"sweep {result.spec.name}: {result.ran} run(s) trained now; {points - len(result.failed)} of {points} "
          f"point(s) finished, {len(result.failed)} failed; report in {result.directory}")
     labels = {config.run_name(): _label(config, list(result.spec.grid))
               for group in result.spec.groups() for config in group}
