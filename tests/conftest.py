@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import sddlab
+import sddlab.data.device
 import sddlab.experiment
 import sddlab.runs
 from sddlab.config import Config
@@ -108,3 +109,18 @@ def spy_train(monkeypatch):
     monkeypatch.setattr(sddlab.experiment, "train", spy)
     return calls
 
+
+@pytest.fixture
+def float64(monkeypatch):
+    """Models built and data held in float64 for the duration of a test (the exact-equality tests)."""
+    original = sddlab.data.device._load_raw
+
+    def load64(name, data_dir):
+        raw = original(name, data_dir)
+        return type(raw)(raw.x_train.double(), raw.y_train, raw.x_test.double(), raw.y_test, raw.num_classes)
+
+    monkeypatch.setattr(sddlab.data.device, "_load_raw", load64)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

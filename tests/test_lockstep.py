@@ -27,22 +27,6 @@ from sddlab.store import RunStore
 SEEDS = [0, 3]
 
 
-@pytest.fixture
-def float64(monkeypatch):
-    """Models built and data held in float64 for the duration of a test."""
-    original = sddlab.data.device._load_raw
-
-    def load64(name, data_dir):
-        raw = original(name, data_dir)
-        return type(raw)(raw.x_train.double(), raw.y_train, raw.x_test.double(), raw.y_test, raw.num_classes)
-
-    monkeypatch.setattr(sddlab.data.device, "_load_raw", load64)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
-
-
 def _assert_records_close(group_dir, separate_dir, tolerance=1e-6):
     group, separate = RunStore(group_dir).records(), RunStore(separate_dir).records()
     assert len(group) == len(separate) > 0

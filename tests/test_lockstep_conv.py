@@ -24,21 +24,11 @@ SEEDS = [0, 5]
 
 
 @pytest.fixture
-def float64_cifar(tmp_path, monkeypatch):
+def float64_cifar(tmp_path, monkeypatch, float64):
     """CIFAR-10 files in the real format (30 training images), loaded as float64; models built in float64."""
     monkeypatch.setenv("SDDLAB_NO_DOWNLOAD", "1")
     write_cifar10(tmp_path / "data", n=6)
-    original = sddlab.data.device._load_raw
-
-    def load64(name, data_dir):
-        raw = original(name, data_dir)
-        return type(raw)(raw.x_train.double(), raw.y_train, raw.x_test.double(), raw.y_test, raw.num_classes)
-
-    monkeypatch.setattr(sddlab.data.device, "_load_raw", load64)
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield tmp_path / "data"
-    torch.set_default_dtype(previous)
+    return tmp_path / "data"
 
 
 def _random_mask(setup, seed: int) -> dict[str, torch.Tensor]:
