@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,14 @@ def run_config(data_dir):
 def finished_run(tmp_path_factory, small_config, run_config) -> Path:
     """The run directory of one finished small run (rewind mode); tests must only read it."""
     return run_config(small_config(), tmp_path_factory.mktemp("finished"))
+
+
+@pytest.fixture(autouse=True)
+def _keeps_its_ctrl_c_handler():
+    """`main()` ignores Ctrl-C once a command is done (for the process's teardown); the test process keeps its own."""
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, handler)
 
 
 @pytest.fixture

@@ -69,6 +69,21 @@ def test_bad_input_exits_2_with_one_line_from_a_fresh_process(tmp_path):
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize(("args", "code"), [(["presets"], 0), (["run", "--preset", "nope"], 2)])
+def test_a_ctrl_c_in_the_teardown_after_a_finished_command_keeps_its_exit_status(args, code):
+    """A Ctrl-C that lands after the command's work (here from an atexit hook, as in the interpreter's
+    teardown) neither kills the process nor prints a traceback: the exit status is the command's own."""
+    script = ("import atexit, os, signal, sys\n"
+              "atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))\n"
+              "from sddlab.app.cli import main\n"
+              f"sys.argv = ['sddlab', *{args!r}]\n"
+              "main()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr and "KeyboardInterrupt" not in done.stderr
+
+
 @pytest.mark.parametrize("delay", [0.4, 1.5, 6.0])
 def test_ctrl_c_at_any_moment_ends_with_one_line_and_exit_130(delay, tmp_path):
     """SIGINT while the command line loads its imports, while it prepares, and while it trains (bar on)."""

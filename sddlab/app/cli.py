@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sddlab.app.interrupt import Interrupted, exit_on_interrupt, interrupted, interrupts_deferred
+from sddlab.app.interrupt import Interrupted, deaf_from_now, exit_on_interrupt, interrupted, interrupts_deferred
 
 with interrupts_deferred():  # a Ctrl-C while the command line loads (torch takes seconds): one line, exit 130
     import json
@@ -279,12 +279,14 @@ def main() -> None:
             app()
         except SddError as error:
             typer.echo(f"sddlab: error: {error}", err=True)
+            deaf_from_now()
             sys.exit(2)
         except Interrupted as error:
             interrupted(str(error))
         except SystemExit as done:
             if done.code == 130:  # typer ends a command interrupted by Ctrl-C with a silent exit 130
                 interrupted()
+            deaf_from_now()  # the command's outcome is final: its exit status, not a kill in teardown
             raise
 
 

@@ -52,3 +52,10 @@ def interrupts_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if caught:
         interrupted()
+
+
+def deaf_from_now() -> None:
+    """Ignore Ctrl-C from here on: for a command whose work is done and written, so that one landing in the
+    interpreter's teardown (thread joins, library clean-up) cannot turn its exit status into a kill."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
