@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -17,8 +19,11 @@ OPTIMIZERS = {
 }
 
 
+@pytest.mark.parametrize("reload", [False, True])
 @pytest.mark.parametrize("name", list(OPTIMIZERS))
-def test_fused_step_equals_optimizer_step(name):
+def test_fused_step_equals_optimizer_step(name, reload):
+    """Also across a `load_state_dict` of fresh tensors midway (as a resume does): the direct call must then
+    update the new state, not the tensors it gathered before."""
     generator = torch.Generator().manual_seed(0)
     shapes = [(3, 7, 5), (3, 7), (3, 4, 7)]
     initial = [torch.randn(shape, generator=generator) for shape in shapes]
@@ -28,7 +33,9 @@ def test_fused_step_equals_optimizer_step(name):
         params = [torch.nn.Parameter(t.clone()) for t in initial]
         optimizer = OPTIMIZERS[name](params)
         step = FusedStep(optimizer) if direct else optimizer.step
-        for step_grads in grads:
+        for index, step_grads in enumerate(grads):
+            if reload and index == 3:
+                optimizer.load_state_dict(copy.deepcopy(optimizer.state_dict()))
             optimizer.param_groups[0]["lr"] *= 0.7  # the loop sets the LR every step
             for param, grad in zip(params, step_grads, strict=True):
                 param.grad = grad.clone()
