@@ -84,6 +84,15 @@ class ModelConfig(_Section):
     width: float = _neutral(1.0, gt=0, description="width multiplier (conv nets)")
     bn_init: Literal["uniform", "default"] = _neutral("uniform", description="BatchNorm gamma ~ U(0,1)")
 
+    @field_validator("hidden", mode="before")
+    @classmethod
+    def _one_width_is_one_layer(cls, hidden: Any) -> Any:
+        if isinstance(hidden, int) and not isinstance(hidden, bool):
+            return (hidden,)
+        if not isinstance(hidden, (list, tuple)):
+            raise ValueError(f"a list of positive integers, at most {MAX_HIDDEN_LAYERS} of them, e.g. 256,256 or [128]")
+        return hidden
+
     @field_validator("hidden")
     @classmethod
     def _positive_widths(cls, hidden: tuple[int, ...]) -> tuple[int, ...]:

@@ -67,9 +67,30 @@ def parameter_count(config: Config, meta: bool = False) -> int:
     if config.model.name == "mlp" and not meta:
         widths = (math.prod(data.input_shape), *config.model.hidden, data.num_classes)
         return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=False))
-    with torch.random.fork_rng(devices=[]), torch.device("meta"):
-        model = MODELS[config.model.name].build(config.model, tuple(data.input_shape), data.num_classes)
+    model = meta_model(config)
     return sum(t.numel() for t in [*model.parameters(), *model.buffers()])
+
+
+def meta_model(config: Config) -> torch.nn.Module:
+    """The model's layers on the `meta` device (no memory, no initialisation); a size past what a tensor
+    can describe is refused in one line naming the size field."""
+    data = DATASETS[config.data.name]
+    try:
+        with torch.random.fork_rng(devices=[]), torch.device("meta"):
+            return MODELS[config.model.name].build(config.model, tuple(data.input_shape), data.num_classes)
+    except (RuntimeError, OverflowError, ValueError) as error:  # sizes past what a tensor can describe
+        field, value = _size_field(config)
+        raise ConfigError(field, value, f"a model whose size a tensor can hold ({str(error).splitlines()[0]})") \
+            from None
+
+
+def _size_field(config: Config) -> tuple[str, object]:
+    """The field that sets the model's size, and its value as an error shows it (long lists summarised)."""
+    if config.model.name != "mlp":
+        return "model.width", config.model.width
+    hidden = config.model.hidden
+    return "model.hidden", list(hidden) if len(hidden) <= 8 else (
+        f"{len(hidden)} layers of {min(hidden)} to {max(hidden)} units")
 
 
 def available_memory(device: str) -> int:
@@ -89,15 +110,8 @@ def available_memory(device: str) -> int:
 def check_model_fits(config: Config, device: str = "cpu", copies: int = 1) -> int:
     """Refuse, in one line, a model whose parameters (times the copies a run keeps, times `copies` runs at
     once) would not fit in the device's available memory; returns the parameter count."""
-    field = "model.hidden" if config.model.name == "mlp" else "model.width"
-    hidden = config.model.hidden
-    value = config.model.width if field == "model.width" else list(hidden) if len(hidden) <= 8 else (
-        f"{len(hidden)} layers of {min(hidden)} to {max(hidden)} units")
-    try:
-        count = parameter_count(config)
-    except (RuntimeError, OverflowError, ValueError) as error:  # sizes past what a tensor can describe
-        raise ConfigError(field, value, f"a model whose size a tensor can hold ({str(error).splitlines()[0]})") \
-            from None
+    field, value = _size_field(config)
+    count = parameter_count(config)
     need, have = count * BYTES_PER_PARAMETER * copies, available_memory(device)
     if need > have:
         raise ConfigError(field, value, f"a model that fits this machine: {config.model.name} with {_amount(count)} "

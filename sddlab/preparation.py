@@ -16,7 +16,7 @@ from sddlab.data import DATASETS
 from sddlab.data.device import DeviceData, prepare_data
 from sddlab.data.noise import noise_limit
 from sddlab.errors import ConfigError
-from sddlab.limits import check_model_fits
+from sddlab.limits import check_model_fits, meta_model
 from sddlab.models import build_model, prunable_names
 from sddlab.models.build import resolve_ignored
 from sddlab.runtime import Runtime
@@ -39,17 +39,18 @@ class Setup:
     runtime: Runtime
 
 
-def prepare(config: Config, data_dir: str | Path | None = None, runtime: Runtime = Runtime()) -> Setup:
-    """Validate what needs the data and the model (ignored layers, durations) and build both."""
-    check_model_fits(config, runtime.device)  # a model too large for the machine: one line, before any data loads
-    classes = DATASETS[config.data.name].num_classes
-    limit = noise_limit(config.noise.type, classes)
+def check_config(config: Config) -> tuple[list[str], int]:
+    """The rules that need the data set's classes and the model's layers but no data, checked on a `meta`
+    model (milliseconds, no memory), so a sweep can check every point before any starts: the noise limit,
+    entropy early stopping, ignored layers and the iterative levels. The prunable layers and the weights of
+    the ignored ones."""
+    spec = DATASETS[config.data.name]
+    limit = noise_limit(config.noise.type, spec.num_classes)
     if limit is not None and config.noise.rate >= limit:
         raise ConfigError("noise.rate", config.noise.rate, f"below {limit:.3g} for {config.noise.type} noise on "
-                          f"{classes} classes (at or above it the true class is no longer the likeliest label)")
-    seed = config.experiment.seed
-    data = prepare_data(config.data, config.noise, seed, data_dir, runtime.device)
-    model = build_model(config.model, data.spec.input_shape, data.num_classes, stream_seed(seed, "init"))
+                          f"{spec.num_classes} classes (at or above it the true class is no longer the likeliest "
+                          "label)")
+    model = meta_model(config)
     if config.training.early_stop == "entropy":
         check_entropy_model(model)
     ignored = resolve_ignored(config.model, model)
@@ -58,16 +59,26 @@ def prepare(config: Config, data_dir: str | Path | None = None, runtime: Runtime
         raise ConfigError("model.ignored", list(ignored), "a list that leaves at least one layer prunable")
     params = dict(model.named_parameters())
     ignored_weights = sum(params[f"{layer}.weight"].numel() for layer in ignored)
+    cut = config.pruning
+    if cut.strategy == "iterative":  # the official count may run out of weights before the last level
+        total_weights = sum(params[name].numel() for name in prunable)
+        pruning.check_levels(config.experiment.levels, total_weights, cut.fraction, ignored_weights, cut.count)
+    return prunable, ignored_weights
+
+
+def prepare(config: Config, data_dir: str | Path | None = None, runtime: Runtime = Runtime()) -> Setup:
+    """Validate what needs the data and the model (ignored layers, durations) and build both."""
+    check_model_fits(config, runtime.device)  # a model too large for the machine: one line, before any data loads
+    prunable, ignored_weights = check_config(config)
+    seed = config.experiment.seed
+    data = prepare_data(config.data, config.noise, seed, data_dir, runtime.device)
+    model = build_model(config.model, data.spec.input_shape, data.num_classes, stream_seed(seed, "init"))
     per_epoch = data.iterations_per_epoch(config.training.batch_size)
     total = config.training.duration.iterations(per_epoch)
     rewind_point = config.retraining.rewind_point.iterations(per_epoch)
     if rewind_point >= total:
         raise ConfigError("retraining.rewind_point", str(config.retraining.rewind_point),
                           f"a point before the end of training ({total} iterations)")
-    cut = config.pruning
-    if cut.strategy == "iterative":  # the official count may run out of weights before the last level
-        total_weights = sum(params[name].numel() for name in prunable)
-        pruning.check_levels(config.experiment.levels, total_weights, cut.fraction, ignored_weights, cut.count)
     model.to(runtime.device)
     runtime = dataclasses.replace(runtime, amp=config.training.precision == "bf16")  # precision is the config's
     # channels-last inputs for conv nets (the layout their fast kernels want, on the CPU too); others keep NCHW

@@ -35,6 +35,7 @@ from sddlab.io import atomic_write_text, write_html, write_json
 from sddlab.limits import check_count, check_model_fits, check_points, check_sweep_name
 from sddlab.lockstep import supports_lockstep
 from sddlab.paths import check_writable
+from sddlab.preparation import check_config
 from sddlab.presets import get_preset
 from sddlab.runs import is_finished, run_dir_of
 from sddlab.runtime import resolve_device
@@ -79,9 +80,17 @@ class SweepSpec:
     def groups(self) -> list[list[Config]]:
         """One list per grid point: that point's config for each seed (validated once, then remembered)."""
         if "_groups" not in self.__dict__:
-            keys, points = list(self.grid), []
+            keys, points, seen, checked = list(self.grid), [], {}, set()
             for values in itertools.product(*self.grid.values()):
-                config = self.base.with_overrides(dict(zip(keys, values, strict=True)))
+                point = dict(zip(keys, values, strict=True))
+                config = self.base.with_overrides(point)
+                name = config.run_name()
+                if name in seen:  # e.g. lr=0.1,0.1 or 0.1,1e-1: one run counted twice
+                    raise ConfigError("grid", point, f"distinct points; this one is the same run as {seen[name]}")
+                seen[name] = point
+                if _rules_key(config) not in checked:  # what a run would check only once it starts
+                    check_config(config)
+                    checked.add(_rules_key(config))
                 points.append([config.with_overrides({"experiment.seed": int(seed)}) for seed in self.seeds])
             object.__setattr__(self, "_groups", points)  # frozen: the cache is not a field
         return [list(group) for group in self.__dict__["_groups"]]
@@ -101,6 +110,13 @@ class SweepSpec:
         return {"name": self.name, "base": json.loads(self.base.to_json()), "grid": self.grid,
                 "seeds": list(self.seeds), "executor": self.executor, "lockstep": self.stacked,
                 "options": self.options, "max_points": self.max_points}
+
+
+def _rules_key(config: Config) -> str:
+    """The fields `check_config` reads: points that share them pass or fail it together."""
+    payload = config.hash_payload()
+    return json.dumps([config.data.name, payload["noise"], payload["model"], payload["pruning"],
+                       config.experiment.levels, config.training.early_stop], sort_keys=True)
 
 
 def _base_config(preset: str | None, config_file: str | Path | None, overrides: dict[str, Any]) -> Config:

@@ -46,6 +46,14 @@ def test_validation_on_construction_names_the_field(kwargs, field):
     assert message.startswith(f"{field}=") and "\n" not in message
 
 
+def test_one_hidden_width_is_one_layer_and_other_scalars_are_refused_with_the_form_named():
+    assert Config(model={"hidden": 128}).model.hidden == (128,) == Config(model={"hidden": [128]}).model.hidden
+    assert Config(model={"hidden": 128}).run_name() == Config(model={"hidden": [128]}).run_name()
+    for bad in (True, "", 1.5):
+        with pytest.raises(ConfigError, match=r"a list of positive integers, .* e\.g\. 256,256 or \[128\]"):
+            Config(model={"hidden": bad})
+
+
 def test_hidden_layers_are_capped_with_the_cap_named():
     assert len(Config(model={"hidden": [8] * MAX_HIDDEN_LAYERS}).model.hidden) == MAX_HIDDEN_LAYERS
     with pytest.raises(ConfigError, match=f"at most {MAX_HIDDEN_LAYERS} of them") as info:

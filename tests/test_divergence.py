@@ -179,7 +179,7 @@ def test_a_sweep_records_its_diverged_seeds_and_reports_them(tmp_path):
     assert sorted(line.split(":")[1].strip() for line in failed) == [f"{r.name} (seed {s})" for r, s in
                                                                       zip(runs, sorted_seeds(runs), strict=True)]
     assert all(": Diverged: level 0 diverged at epoch 1: " in line for line in failed)  # each seed its own reason
-    assert "0 of 2 point(s) finished, 2 failed" in done.stdout and "diverge again when rerun" in done.stderr
+    assert "0 of 2 run(s) finished, 2 failed" in done.stdout and "diverge again when rerun" in done.stderr
     summary = (results / "sweeps" / "sweep" / "summary.csv").read_text().strip()
     assert summary == ""  # no level that looks ordinary
     assert "test_acc" not in done.stdout

@@ -149,7 +149,7 @@ def test_a_sweep_replacing_another_sweeps_report_of_the_same_name_says_so(place,
     common = ["--name", "same", "--results", place, "--data", data_dir, "--device", "cpu"]
     assert cli("sweep", *SMALL, "--grid", "noise.rate=0.2", *common)[0] == 0
     code, out, err = cli("sweep", *SMALL, "--grid", "noise.rate=0.2", *common)  # the same sweep again: silent
-    assert code == 0 and "different sweep" not in err and "0 run(s) trained now" in out
+    assert code == 0 and "different sweep" not in err and "0 unfinished run(s) attempted now" in out
     code, out, err = cli("sweep", *SMALL, "--grid", "noise.rate=0.3", *common)
     line = (f"sddlab: {place / 'sweeps' / 'same'} held the report of a different sweep named 'same' (another base, "
             "grid or seeds): it is replaced\n")

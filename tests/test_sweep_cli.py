@@ -46,7 +46,7 @@ def test_sweep_from_flags_then_from_a_file(monkeypatch, capsys, tmp_path, data_d
                           '"training.duration" = "2ep"\n"experiment.levels" = 1\n"data.subset" = 200\n'
                           '[grid]\n"noise.rate" = [0.2, 0.4]\n')
     code, again, _ = cli(monkeypatch, capsys, "sweep", str(sweep_file), *common)
-    assert code == 0 and "0 run(s) trained now; 4 of 4 point(s) finished, 0 failed" in again
+    assert code == 0 and "0 unfinished run(s) attempted now; 4 of 4 run(s) finished, 0 failed" in again
     assert sorted(p for p in results.iterdir() if p.name.startswith("tiny-")) == runs
 
 
@@ -55,4 +55,20 @@ def test_bad_sweep_input_is_one_line_and_exit_code_2(monkeypatch, capsys, tmp_pa
     for args in (["--grid", "noise.rate=0.2,3"], ["--executor", "mpi"], ["--grid", "bogus.field=1,2"]):
         code, _, err = cli(monkeypatch, capsys, "sweep", *FLAGS, *args, "--results", str(results))
         assert code == 2 and err.startswith("sddlab: error:") and len(err.strip().splitlines()) == 1
+    assert not results.exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "noise.rate=0.95", "--grid", "training.lr=0.01,0.02"], "noise.rate=0.95 is not allowed: below 0.9"),
+    (["--grid", "noise.rate=0.2,0.95"], "noise.rate=0.95 is not allowed: below 0.9"),
+    (["--grid", "experiment.levels=1,100"], "experiment.levels=100 is not allowed: at most"),
+    (["--grid", "training.lr=0.1,1e-1"], "is not allowed: distinct points; this one is the same run as"),
+])
+def test_a_point_a_run_would_refuse_is_refused_before_any_point_starts(monkeypatch, capsys, tmp_path, args, message):
+    """Rules a run checks once its data and model exist (noise limit, levels that leave no weight) and a
+    grid that names one run twice: one line and exit 2 for the whole sweep, not failed points after work."""
+    results = tmp_path / "results"
+    code, out, err = cli(monkeypatch, capsys, "sweep", *FLAGS, *args, "--seeds", "0", "--results", str(results))
+    assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+    assert err.startswith("sddlab: error:") and message in err
     assert not results.exists()
