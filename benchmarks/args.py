@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def int_between(low: int, high: int | None = None, what: str = "") -> Callable[[str], int]:
@@ -76,3 +77,18 @@ def output_file(text: str) -> Path:
     else:
         return path
     raise argparse.ArgumentTypeError(f"{text!r} is not allowed: a file in an existing, writable folder ({problem})")
+
+
+def checked_config(parser: argparse.ArgumentParser, make: Callable[[], Any], device: str = "cpu") -> Any:
+    """The benchmark's config from `make()`, checked as a run checks it before any work (its fields, the
+    rules that need the model, its data on disk): a bad one ends in argparse's one-line error, exit 2."""
+    from sddlab.errors import SddError
+    from sddlab.preparation import prepare
+    from sddlab.runtime import Runtime
+
+    try:
+        config = make()
+        prepare(config, runtime=Runtime(device))
+    except SddError as error:
+        parser.error(str(error))
+    return config

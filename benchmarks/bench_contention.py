@@ -23,7 +23,7 @@ import tempfile
 import time
 
 import torch
-from args import int_between, non_negative_int, positive_int, preset
+from args import checked_config, int_between, non_negative_int, positive_int, preset
 
 import sddlab
 from sddlab.runtime import Runtime
@@ -53,8 +53,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=positive_int, default=1)
     args = parser.parse_args()
     given = os.cpu_count() or 1
-    config = sddlab.get_preset(args.preset).with_overrides(
-        {"experiment.levels": args.levels, "training.duration": f"{args.epochs}ep"})
+    config = checked_config(parser, lambda: sddlab.get_preset(args.preset).with_overrides(
+        {"experiment.levels": args.levels, "training.duration": f"{args.epochs}ep"}))
     with tempfile.TemporaryDirectory() as warm:  # data loading and first-call costs out of the timings
         sddlab.run(config.with_overrides({"training.duration": "1ep", "experiment.levels": 0}), warm,
                    device="cpu", progress=False)

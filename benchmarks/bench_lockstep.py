@@ -31,7 +31,7 @@ import tempfile
 import time
 
 import torch
-from args import device, non_negative_int, positive_int, preset
+from args import checked_config, device, non_negative_int, positive_int, preset
 
 import sddlab
 from sddlab.executors import Task, Where, process_pool
@@ -117,8 +117,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
-    base = sddlab.get_preset(args.preset).with_overrides(
-        {"experiment.levels": args.levels, "training.duration": f"{args.epochs}ep"})
+    base = checked_config(parser, lambda: sddlab.get_preset(args.preset).with_overrides(
+        {"experiment.levels": args.levels, "training.duration": f"{args.epochs}ep"}), args.device)
     with tempfile.TemporaryDirectory() as warm:  # data loading and first-call costs out of the timings
         sddlab.run(base.with_overrides({"training.duration": "1ep", "experiment.levels": 0}), warm,
                    device=args.device, progress=False)

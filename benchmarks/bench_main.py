@@ -21,12 +21,11 @@ import tempfile
 import time
 
 import torch
-from args import device, non_negative_int, preset
+from args import checked_config, device, non_negative_int, preset
 
 import sddlab
 from sddlab.assignments import parse_assignment
 from sddlab.data.registry import DATASETS
-from sddlab.errors import SddError
 from sddlab.models import build_model
 from sddlab.phases import detect_phases
 
@@ -74,10 +73,8 @@ def main() -> None:
     parser.add_argument("--step", default="auto", choices=["auto", "autograd"],
                         help="the per-seed rows' training step (the one-level comparison runs both)")
     args = parser.parse_args()
-    try:
-        base = sddlab.get_preset(args.preset).with_overrides(dict(parse_assignment(a) for a in args.assignments))
-    except SddError as error:
-        parser.error(str(error))
+    base = checked_config(parser, lambda: sddlab.get_preset(args.preset).with_overrides(
+        dict(parse_assignment(a) for a in args.assignments)), args.device)
     print(f"# {args.preset}: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "
           f"torch {torch.__version__}, device {args.device}, step {args.step}")
     header = f"{'seed':>4} {'wall s':>8} {'us/iter':>8} {'dense':>6} {'min':>6} {'@sparsity':>9} {'peak':>6} " \

@@ -21,10 +21,11 @@ clock, measured in the same rounds (`bench_lockstep.py`'s floor).
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import torch
-from args import positive_int
+from args import int_between, positive_int
 
 import sddlab
 from sddlab.lockstep.fused_step import FusedStep
@@ -59,9 +60,9 @@ def _products(k: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ks", type=positive_int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--ks", type=int_between(1, 64), nargs="+", default=[1, 4, 8])
     parser.add_argument("--rounds", type=positive_int, default=20)
-    parser.add_argument("--threads", type=positive_int, default=1,
+    parser.add_argument("--threads", type=int_between(1, os.cpu_count() or 1, "(this machine's cores)"), default=1,
                         help="intra-op threads; above 1 the times are wall time")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
