@@ -46,6 +46,18 @@ class _Section(BaseModel):
         except ValidationError as error:
             raise _first_error(error) from None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_true_or_false_for_a_number(cls, data: Any) -> Any:
+        """pydantic reads true as 1 for a number field; `noise.rate=true` is a slip, not a rate of 1."""
+        if isinstance(data, dict):
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                kinds = set(get_args(field.annotation) or (field.annotation,)) - {type(None)} if field else set()
+                if isinstance(value, bool) and kinds and kinds <= {int, float}:  # int, float, and either or None
+                    raise ConfigError(name, value, "a number, not true or false")
+        return data
+
 
 def _registered(catalog: Catalog) -> AfterValidator:
     """A validator accepting only the names in `catalog` (data sets, models)."""

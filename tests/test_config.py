@@ -31,6 +31,8 @@ def test_default_config_is_valid_and_frozen():
         ({"training": {"warmup": "5"}}, "training.warmup"),
         ({"model": {"hidden": [64, 0]}}, "model.hidden"),
         ({"model": {"hidden": [8] * 65}}, "model.hidden"),
+        ({"noise": {"rate": True}}, "noise.rate"),
+        ({"experiment": {"levels": False}}, "experiment.levels"),
         ({"pruning": {"fraction": 1.0}}, "pruning.fraction"),
         ({"experiment": {"seed": -1}}, "experiment.seed"),
         ({"training": {"epochs": 3}}, "training.epochs"),
