@@ -123,3 +123,15 @@ def stop_if_diverged(records: list[dict[str, Any]]) -> None:
     for record in records:
         if isinstance(record.get("diverged"), str):
             raise Diverged.stored(record)
+
+
+def diverged_note(record: dict[str, Any]) -> str:
+    """'level L: REASON at epoch E' of a stored diverged level record: the short why for lists of diverged runs."""
+    error = Diverged.stored(record)
+    reason = error.summary.partition(": ")[2] or error.summary
+    return f"level {error.level}: {reason} at epoch {error.epoch}"
+
+
+def is_diverged(record: dict[str, Any]) -> bool:
+    """Whether a level record is a diverged level's (a `diverged` reason, no measurements, no checkpoint)."""
+    return isinstance(record.get("diverged"), str)

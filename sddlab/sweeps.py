@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import plotly.graph_objects as go
 from tqdm.auto import tqdm
 
 try:
@@ -30,7 +29,6 @@ from sddlab.collect import index
 from sddlab.config import Config
 from sddlab.errors import ConfigError, SddError
 from sddlab.executors import EXECUTORS, Outcome, Task, Where, execute, preflight
-from sddlab.figures.curve import comparison_figure, curve_figure
 from sddlab.io import atomic_write_text, write_html, write_json
 from sddlab.limits import check_count, check_model_fits, check_points, check_sweep_name
 from sddlab.lockstep import supports_lockstep
@@ -40,11 +38,10 @@ from sddlab.presets import get_preset
 from sddlab.runs import is_finished, run_dir_of
 from sddlab.runtime import resolve_device
 from sddlab.store import RunStore
-from sddlab.sweep_report import report_lock
+from sddlab.sweep_report import report_lock, summarize, sweep_figure
 
 FILE_KEYS = {"name", "preset", "config", "seeds", "set", "grid", "executor", "max_points"}
 EXECUTOR_KEYS = {"kind", "lockstep", "workers", "threads", "ray", "slurm"}
-SUMMARY_COLUMNS = ("test_acc", "train_acc_noisy", "memorized", "learning_distance")
 
 
 @dataclass(frozen=True)
@@ -207,33 +204,6 @@ class SweepResult:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-
-def summarize(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """Mean, std and count over seeds per level for each group of `by` (the grid axes)."""
-    if "diverged" in table:  # a diverged level has no measurements: its seed is reported as failed instead
-        table = table[table["diverged"].isna()]
-    if table.empty:
-        return pd.DataFrame()
-    keys = [*by, "level"]
-    columns = [c for c in SUMMARY_COLUMNS if c in table]
-    grouped = table.groupby(keys, sort=True)
-    summary = grouped[["sparsity"]].mean()
-    summary["seeds"] = grouped["level"].count()
-    for column in columns:
-        summary[f"{column}_mean"] = grouped[column].mean()
-        summary[f"{column}_std"] = grouped[column].std().fillna(0.0)
-    return summary.reset_index()
-
-
-def sweep_figure(table: pd.DataFrame, spec: SweepSpec) -> go.Figure:
-    """Bands over seeds: one curve per grid group (the full curve figure when there is no grid)."""
-    if not spec.grid:
-        return curve_figure(table, title=f"{spec.name}: {spec.base.name}", subtitle=f"seeds {list(spec.seeds)}")
-    axes = list(spec.grid)
-    labelled = table.assign(group=table[axes].astype(str).agg(", ".join, axis=1)) if len(axes) > 1 else table
-    return comparison_figure(labelled, by="group" if len(axes) > 1 else axes[0],
-                             title=f"{spec.name}: test accuracy, mean ± std over {len(spec.seeds)} seeds")
 
 
 def _why_failed(config: Config, results: Path, task_error: str) -> str:

@@ -127,3 +127,19 @@ def test_analysis_notebooks_record_their_values(tmp_path):
                           ("04_tickets", ("tickets",))):
         for figure in figures:
             assert (tmp_path / name / f"{figure}.html").stat().st_size > 100_000
+
+
+@pytest.mark.parametrize("kind", ["phases", "calibration", "distance", "correlations"])
+def test_a_run_that_diverged_at_once_has_nothing_to_analyse_in_one_line(kind, tmp_path_factory, small_config,
+                                                                       run_config, monkeypatch, capsys):
+    from sddlab.divergence import Diverged
+
+    config = small_config({"training.lr": 1e8})
+    results = tmp_path_factory.getbasetemp() / "diverged-at-once"
+    if not (results / config.run_name()).is_dir():  # one diverged run for every kind
+        with pytest.raises(Diverged):
+            run_config(config, results)
+    code, out, err = analyse(monkeypatch, capsys, kind, str(results / config.run_name()), "--device", "cpu")
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"sddlab: error: {config.run_name()} diverged (level 0: weights exploded")
+    assert err.rstrip().endswith("it has no measured level, so there is nothing to analyse")

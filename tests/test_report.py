@@ -183,3 +183,27 @@ def test_the_page_subtitle_uses_the_preset_description_only_for_unchanged_runs()
     assert _subtitle(digits.with_overrides({"experiment.seed": 2})).startswith(digits.description)
     changed = _subtitle(digits.with_overrides({"noise.rate": 0.2}))
     assert digits.description not in changed and "20% symmetric noise" in changed
+
+
+def test_diverged_runs_are_listed_and_a_page_of_only_diverged_runs_is_one_line(tmp_path, monkeypatch, capsys):
+    from sddlab.sweeps import make_sweep, run_sweep
+
+    spec = make_sweep("lr-pair", preset="tiny", overrides={"model.hidden": [16, 16], "training.duration": "2ep",
+                                                           "experiment.levels": 1, "data.subset": 200},
+                      grid={"training.lr": (0.01, 1e8)}, seeds=[0])
+    results = tmp_path / "results"
+    run_sweep(spec, results, device="cpu")
+    diverged = spec.groups()[1][0].run_name()  # lr 1e8 diverges at level 0: a record without measurements
+    code, out, err = sddlab_cli(monkeypatch, capsys, "report", str(results / "sweeps" / "lr-pair"),
+                                "--out", str(tmp_path / "docs"), "--no-png")
+    assert code == 0 and "Traceback" not in err, err
+    line = f"diverged: {diverged} (level 0: weights exploded"
+    assert err.startswith(line) and line in (tmp_path / "docs" / "lr-pair" / "README.md").read_text()
+    records = pd.read_csv(tmp_path / "docs" / "lr-pair" / "records.csv")
+    assert set(records["training.lr"]) == {0.01} and list(records["level"]) == [0, 1]
+    code, out, err = sddlab_cli(monkeypatch, capsys, "report", str(results / diverged),
+                                "--out", str(tmp_path / "alone"), "--no-png")
+    assert code == 2 and err.count("\n") == 1 and out == ""
+    assert err.startswith(f"sddlab: error: nothing to report: every run diverged before its first measured level: "
+                          f"{diverged} (level 0: weights exploded")
+    assert not (tmp_path / "alone").exists()

@@ -247,3 +247,25 @@ def test_ray_sweep_on_an_existing_cluster_by_address_with_fractional_gpus(ray_he
         for config in group:
             assert _records(tmp_path / "results" / config.run_name()) == _records(
                 tmp_path / "reference" / config.run_name())
+
+
+@pytest.mark.parametrize("grids", [["data.subset=100,null"], ["data.subset=100,null", "experiment.levels=1"]],
+                         ids=["one-axis", "two-axes"])
+def test_a_null_grid_value_is_a_point_in_the_table_the_summary_and_the_figure(grids, cli, tmp_path, data_dir):
+    import re
+
+    import pandas as pd
+
+    results = tmp_path / "results"
+    code, out, err = cli("sweep", "--preset", "tiny", "--set", "model.hidden=16,16", "--set", "training.duration=1ep",
+                         "--set", "experiment.levels=1", *[word for grid in grids for word in ("--grid", grid)],
+                         "--seeds", "0", "--results", results, "--data", data_dir, "--device", "cpu", "--quiet")
+    assert code == 0 and "Traceback" not in err, err
+    summary = pd.read_csv(results / "sweeps" / "sweep" / "summary.csv")  # a null value is an empty cell
+    assert list(summary["data.subset"].fillna(-1)) == [100, 100, -1, -1] and list(summary["level"]) == [0, 1, 0, 1]
+    assert out.splitlines()[0].split()[0] == "data.subset"  # the printed table: a row per point and level
+    assert [line.split()[0] for line in out.splitlines()[1:5]] == ["100", "100", "None", "None"]
+    names = re.findall(r'"name":"([^"]*)"', (results / "sweeps" / "sweep" / "figure.html").read_text())
+    label = "data.subset=" if len(grids) == 1 else "group="
+    assert [name for name in names if not name.endswith("(noisy)")] == [f"{label}100" + ", 1" * (len(grids) - 1),
+                                                                        f"{label}None" + ", 1" * (len(grids) - 1)]

@@ -35,7 +35,7 @@ def level_table(runs: Sequence[AnalysedRun | str | Path]) -> pd.DataFrame:
     """The level tables of one or more runs, with a ``seed`` column (for averaging over seeds)."""
     paths = [run.dir if isinstance(run, AnalysedRun) else Path(run) for run in runs]
     for path in paths:
-        as_run(path)  # one clear error for a missing or non-run directory
+        as_run(path).check_measured()  # one clear error for a missing, non-run or diverged-at-once directory
     table = index(paths)
     if table.empty:
         raise SddError("no finished level in " + ", ".join(str(p) for p in paths))

@@ -20,6 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from sddlab.analyses.cache import AnalysisCache, level_item
+from sddlab.divergence import diverged_note, is_diverged
 from sddlab.errors import SddError
 from sddlab.preparation import Setup, level_span, prepare
 from sddlab.pruning import Mask, apply_mask
@@ -61,7 +62,19 @@ class AnalysedRun:
         return self.store.table()
 
     def finished_levels(self) -> list[int]:
-        return [int(record["level"]) for record in self.records()]
+        """The levels with measurements and a checkpoint: finished and not diverged."""
+        return [int(record["level"]) for record in self.records() if not is_diverged(record)]
+
+    def diverged(self) -> dict[int, str]:
+        """Each diverged level -> 'level L: why' (it has no measurements and no checkpoint to analyse)."""
+        return {int(record["level"]): diverged_note(record) for record in self.records() if is_diverged(record)}
+
+    def check_measured(self) -> None:
+        """One clear SddError when the run diverged before any measured level: it has nothing to analyse."""
+        diverged = self.diverged()
+        if diverged and not self.finished_levels():
+            raise SddError(f"{self.dir.name} diverged ({diverged[min(diverged)]}): it has no measured level, "
+                           "so there is nothing to analyse")
 
     def record(self, level: int) -> dict[str, Any]:
         self.check_levels([level])
@@ -69,13 +82,16 @@ class AnalysedRun:
 
     def check_levels(self, levels: list[int]) -> list[int]:
         """`levels` as ints, each an existing and finished level of this run, else one clear SddError."""
-        finished = set(self.finished_levels())
+        finished, diverged = set(self.finished_levels()), self.diverged()
         last = self.config.experiment.levels
         out = []
         for level in levels:
             level = int(level)
             if not 0 <= level <= last:
                 raise SddError(f"level {level} is not a level of {self.dir.name} (levels 0..{last})")
+            if level in diverged:
+                raise SddError(f"{self.dir.name} diverged ({diverged[level]}): that level has nothing to analyse "
+                               f"(measured levels: {', '.join(map(str, sorted(finished))) or 'none'})")
             if level not in finished:
                 done = ", ".join(str(lv) for lv in sorted(finished)) or "none"
                 raise SddError(f"level {level} of {self.dir.name} is not finished yet (finished levels: {done})")
@@ -86,6 +102,7 @@ class AnalysedRun:
     def resolve_levels(self, levels: list[int] | None) -> list[int]:
         """The given levels, checked; None means every finished level."""
         if levels is None:
+            self.check_measured()
             finished = self.finished_levels()
             if not finished:
                 raise SddError(f"{self.dir.name} has no finished level yet")

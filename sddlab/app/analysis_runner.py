@@ -41,6 +41,8 @@ def run_kind(kind: str, run_dirs: list[Path], *, levels: list[int] | None, data_
         raise SddError(f"analysis {kind!r} takes one run directory ({len(run_dirs)} given); "
                        f"several only for {', '.join(MULTI_RUN)}")
     runs = [analyses.AnalysedRun(path, data_dir, device) for path in run_dirs]
+    for each in runs:  # a run that diverged before any measurement: one line, not a missing column or checkpoint
+        each.check_measured()
     run = runs[0]
     if levels is not None:
         run.check_levels(levels)

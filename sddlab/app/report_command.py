@@ -19,6 +19,8 @@ def report(
     """Write a results page: per level mean ± std over seeds, the phases and the margin over dense, CSVs, the
     curve and what made it."""
     page = write_page(list(inputs), name, out, png)
+    for line in page.diverged:
+        typer.echo(line, err=True)
     for label, phases in page.reports.items():
         typer.echo(f"{label}: {phases.summary}")
     typer.echo(f"page: {page.folder / 'README.md'} ({len(page.files)} files)")

@@ -14,6 +14,7 @@ import pandas as pd
 from sddlab.collect import find_runs, index
 from sddlab.config import Config
 from sddlab.datasize import with_train_examples
+from sddlab.divergence import diverged_note, is_diverged
 from sddlab.errors import ConfigError
 from sddlab.figures.axis import paper_axis
 from sddlab.store import CONFIG_FILE, RunStore
@@ -49,11 +50,17 @@ class RunGroup:
 @dataclass
 class ReportRuns:
     """Every group of runs found in the inputs; `sweep` names the sweep folder given, `missing` its points
-    that have no run directory yet."""
+    that have no run directory yet, `diverged` each run with a diverged level -> 'level L: why' (a run with no
+    measured level is in no group)."""
 
     groups: list[RunGroup]
     sweep: str | None = None
     missing: list[str] = field(default_factory=list)
+    diverged: dict[str, str] = field(default_factory=dict)
+
+    def diverged_lines(self) -> list[str]:
+        """One 'diverged: RUN (level L: why)' line per run that diverged, by run name."""
+        return [f"diverged: {run} ({note})" for run, note in sorted(self.diverged.items())]
 
 
 def _sweep_points(folder: Path) -> tuple[list[Path], list[str]]:
@@ -106,6 +113,17 @@ def _sort_key(fields: dict[str, Any]) -> tuple:
     return tuple((value is None, value if value is not None else 0) for value in fields.values())
 
 
+def split_diverged(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The rows of the runs with a measured level (a diverged level after them stays, shown as a gap), and
+    each run with a diverged level -> 'level L: why'; a run that diverged before any measurement has no rows."""
+    if "diverged" not in table:
+        return table, {}
+    failed = table["diverged"].map(lambda reason: is_diverged({"diverged": reason})).astype(bool)
+    notes = {row["run"]: diverged_note(row.to_dict()) for _, row in table[failed].iterrows()}
+    measured = set(table.loc[~failed, "run"])
+    return table[table["run"].isin(measured)].reset_index(drop=True), notes
+
+
 def load_groups(inputs: list[Path]) -> ReportRuns:
     """Read every run the inputs name into groups of seeds, sorted by the fields that set the groups apart."""
     runs, sweep, missing = resolve(inputs)
@@ -115,18 +133,20 @@ def load_groups(inputs: list[Path]) -> ReportRuns:
         by_key.setdefault(_key(store.config()), []).append(store)
     configs = {key: members[0].config().with_overrides({SEED: 0}) for key, members in by_key.items()}
     apart = _differing(list(configs.values())) if len(configs) > 1 else []
-    groups = []
+    groups, diverged = [], {}
     for key, members in by_key.items():
-        table = index([store.dir for store in members])
+        table, notes = split_diverged(index([store.dir for store in members]))
+        diverged.update(notes)
         if table.empty:
             continue
-        metas = {store.dir.name: store.meta() for store in members}
+        kept = set(table["run"])
+        metas = {store.dir.name: store.meta() for store in members if store.dir.name in kept}
         table = with_train_examples(table)
         fields = {name: configs[key].flat()[name] for name in apart}
         label = ", ".join(f"{name}={value}" for name, value in fields.items()) or configs[key].name
         groups.append(RunGroup(label, fields, configs[key], paper_axis(table), metas))
     groups.sort(key=lambda group: (_sort_key(group.fields), group.label))
-    return ReportRuns(groups, sweep, missing)
+    return ReportRuns(groups, sweep, missing, diverged)
 
 
 def slug(text: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from sddlab.paths import check_writable
 from sddlab.phases import PhaseReport, detect_phases
 from sddlab.phases.over_seeds import landmark_row, per_seed
 from sddlab.presets import get_preset
-from sddlab.sweeps import summarize
+from sddlab.sweep_report import summarize
 
 LANDMARK_NAMES = (("dense", None), ("critical minimum", "critical"), ("sweet peak", "sweet"),
                   ("collapse", "collapse"))
@@ -32,11 +32,12 @@ NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
 
 @dataclass
 class Page:
-    """What was written: the page's folder, its files, and each group's phase report."""
+    """What was written: the page's folder, its files, each group's phase report and a line per diverged run."""
 
     folder: Path
     files: list[Path]
     reports: dict[str, PhaseReport]
+    diverged: list[str] = field(default_factory=list)
 
 
 def level_summary(table: pd.DataFrame) -> pd.DataFrame:
@@ -166,7 +167,12 @@ def render(runs: ReportRuns, name: str,
              "[records.csv](records.csv) (every seed's level records).", ""]
     if runs.missing:
         lines += [f"**Partial:** {len(runs.missing)} sweep point(s) have no run directory yet.", ""]
-    unfinished = sorted(run for group in groups for run, meta in group.metas.items() if not meta.get("finished"))
+    if runs.diverged:
+        lines += [f"**Diverged:** {len(runs.diverged)} run(s) diverged; their diverged levels have no "
+                  "measurements (a run that diverged at its first level is left out):", "",
+                  *[f"- {line}" for line in runs.diverged_lines()], ""]
+    unfinished = sorted(run for group in groups for run, meta in group.metas.items()
+                        if not meta.get("finished") and run not in runs.diverged)
     if unfinished:
         lines += [f"**Partial:** {len(unfinished)} run(s) still unfinished: {', '.join(unfinished)}.", ""]
     levels, landmarks, records, reports = [], [], [], {}
@@ -203,6 +209,9 @@ def write_page(inputs: list[Path], name: str | None = None, out: Path = Path("do
     """Write docs/results/NAME/ (README.md, levels.csv, phases.csv, records.csv, curve PNGs) from run directories."""
     check_request(name, out, png)
     runs = load_groups(inputs)
+    if not runs.groups and runs.diverged:
+        raise SddError("nothing to report: every run diverged before its first measured level: "
+                       + "; ".join(line.removeprefix("diverged: ") for line in runs.diverged_lines()))
     if not runs.groups:
         raise ConfigError("report inputs", " ".join(map(str, inputs)), "runs with at least one finished level")
     name = name or runs.sweep or runs.groups[0].config.name
@@ -224,4 +233,4 @@ def write_page(inputs: list[Path], name: str | None = None, out: Path = Path("do
     for stale in folder.glob("curve*.png"):
         if stale not in files:
             stale.unlink()
-    return Page(folder, files, reports)
+    return Page(folder, files, reports, runs.diverged_lines())

@@ -17,6 +17,11 @@ SYMBOLS = ("circle", "square", "diamond", "triangle-up", "cross", "pentagon", "h
 DISTANCE_SERIES = (("learning_distance", SERIES["learning_distance"].label, SERIES["learning_distance"].colour),)
 
 
+def shown_value(value: object) -> object:
+    """A value for a label: as it is, a missing one (None or NaN, e.g. data.subset=null) as 'None'."""
+    return "None" if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
 def _aggregate(table: pd.DataFrame, column: str) -> pd.DataFrame:
     """Mean and std over seeds (or runs) per level, with its x coordinate; std is 0 for a single run."""
     grouped = table.groupby("level")
@@ -87,9 +92,11 @@ def curve_figure(table: pd.DataFrame, title: str = "Sparse double descent", phas
 
 
 def comparison_figure(table: pd.DataFrame, by: str, title: str = "", column: str = "test_acc") -> go.Figure:
-    """One curve per value of `by` (e.g. 'noise.rate'): `column` solid, noisy-train accuracy dotted."""
+    """One curve per value of `by` (e.g. 'noise.rate'; a missing value is a curve 'None', last): `column` solid,
+    noisy-train accuracy dotted."""
     fig = go.Figure()
-    for index, (value, group) in enumerate(table.groupby(by, sort=True)):
+    for index, (_, group) in enumerate(table.groupby(by, sort=True, dropna=False)):
+        value = shown_value(group[by].iloc[0])  # as given (100, not the group key's 100.0 beside a None)
         color, symbol = PALETTE[index % len(PALETTE)], SYMBOLS[index % len(SYMBOLS)]  # not colour alone
         agg = _aggregate(group, column)
         fig.add_trace(go.Scatter(x=agg["x"], y=agg["mean"], mode="lines+markers", name=f"{by}={value}",
