@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -13,14 +14,32 @@ from torch import nn
 
 from sddlab.errors import ConfigError
 
+DEVICES = "auto, cpu, cuda or cuda:N"
+CUDA_INDEX = re.compile(r"cuda:(0|[1-9][0-9]*)")
 
-def resolve_device(device: str) -> str:
-    """'auto' becomes cuda when a GPU is there, else cpu; asking for cuda without one is a ConfigError."""
+
+def resolve_device(device: str | torch.device) -> str:
+    """'auto' becomes cuda when a GPU is there, else cpu; anything but auto, cpu, cuda or cuda:N (an existing
+    GPU) is a ConfigError, so a bad device is refused in one line before any work, whichever command asks."""
+    if isinstance(device, torch.device):  # the API may be handed a torch.device
+        device = str(device)
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("device", device, "auto or cpu (no CUDA device is available)")
+    if not isinstance(device, str) or (device not in ("cpu", "cuda") and not CUDA_INDEX.fullmatch(device)):
+        raise ConfigError("device", device, DEVICES)
+    if device.startswith("cuda"):
+        _check_cuda(device)
     return device
+
+
+def _check_cuda(device: str) -> None:
+    """`cuda` or `cuda:N` needs CUDA, and N an index of one of its GPUs."""
+    if not torch.cuda.is_available():
+        raise ConfigError("device", device, "auto or cpu (no CUDA device is available)")
+    count = torch.cuda.device_count()
+    if device != "cuda" and int(device.removeprefix("cuda:")) >= count:
+        raise ConfigError("device", device, f"auto, cpu, cuda or cuda:0 to cuda:{count - 1} ({count} CUDA "
+                          "device(s) here)")
 
 
 @dataclass(frozen=True)

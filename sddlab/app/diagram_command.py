@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import typer
 
 from sddlab.analyses.calibration import with_calibration
+from sddlab.app.sweep_command import check_where
 from sddlab.assignments import parse_assignment
 from sddlab.collect import index
 from sddlab.diagram import (
@@ -157,6 +158,7 @@ def diagram(
     if isinstance(target, Path):
         table, field, order, folder = read_back(target)
     else:
+        check_where(results, device)
         result = run_sweep(target, results, data_dir=data, device=device, progress=not quiet)
         for name, reason in result.failed.items():
             typer.echo(f"failed: {name}: {reason}", err=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
 
@@ -10,10 +11,27 @@ from typer import echo
 
 from sddlab import paths
 from sddlab.collect import DamagedRunWarning, index
-from sddlab.errors import SddError
+from sddlab.errors import ConfigError, SddError
 from sddlab.io import atomic_write_text, write_parquet
+from sddlab.paths import check_writable
 
 RESULTS_HELP = "folder of run directories [default: $SDDLAB_RESULTS, else ./results]"
+
+
+def _check_output(output: Path) -> None:
+    """--output, refused in one line before the runs are read: a .csv or .parquet file name, not a folder, that
+    this system can write (a name it takes, in a folder this user can create and write)."""
+    folder = os.path.isdir(output)  # False, not an OSError, for a name too long: refused below
+    if output.suffix not in (".csv", ".parquet") or folder:
+        raise SddError(f"--output={str(output)!r} is not allowed: a file name ending in .csv or .parquet"
+                       + (" (that is a folder)" if folder else ""))
+    check_writable(output.parent, "--output", str(output))
+    try:
+        os.lstat(output)
+    except FileNotFoundError:
+        pass
+    except OSError as error:  # e.g. a file name past the file system's limit
+        raise ConfigError("--output", str(output), f"a file name this system can write ({error.strerror})") from None
 
 
 def index_command(
@@ -21,9 +39,8 @@ def index_command(
     output: Path | None = typer.Option(None, help="write the tidy table to this .csv or .parquet file"),
 ) -> None:
     """One tidy table over many runs: a row per run x level, config fields as columns."""
-    if output is not None and (output.suffix not in (".csv", ".parquet") or output.is_dir()):
-        raise SddError(f"--output={str(output)!r} is not allowed: a file name ending in .csv or .parquet"
-                       + (" (that is a folder)" if output.is_dir() else ""))
+    if output is not None:
+        _check_output(output)
     with warnings.catch_warnings(record=True) as caught:  # each run verify would not pass: one line
         warnings.simplefilter("always", DamagedRunWarning)
         table = index(results)

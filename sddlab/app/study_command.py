@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from sddlab import paths
+from sddlab.app.sweep_command import check_where
 from sddlab.assignments import parse_assignment
 from sddlab.errors import SddError
 from sddlab.io import atomic_write_text
@@ -33,6 +34,7 @@ def study(
     except ValueError:
         raise SddError(f"--seeds={seeds!r} / --noise={noise!r} are not allowed: comma-separated numbers") from None
     overrides = dict(parse_assignment(text) for text in set_)
+    check_where(results, device)
     table = run_study(preset, seed_list, antidotes=antidote, noise_rates=rates, holdout=holdout,
                       overrides=overrides, results=results, kind=executor, workers=workers, data_dir=data,
                       device=device, on_sweep=lambda result: typer.echo(f"swept {result.spec.name}"))

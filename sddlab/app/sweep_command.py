@@ -14,6 +14,8 @@ from sddlab.collect import DamagedRunWarning
 from sddlab.config import Config
 from sddlab.errors import ConfigError, SddError, shown
 from sddlab.limits import check_count, check_sweep_name
+from sddlab.paths import check_writable, results_dir
+from sddlab.runtime import resolve_device
 from sddlab.sweeps import SweepResult, SweepSpec, load_sweep, make_sweep, parse_grid, run_sweep
 
 
@@ -55,6 +57,12 @@ def build_spec(file: str | None, *, name: str | None, preset: str | None, config
                       seeds=seeds or [0], max_points=max_points, **runner)
 
 
+def check_where(results: Path | None, device: str) -> None:
+    """A training command's --device and --results folder, refused in one line each before any work starts."""
+    resolve_device(device)
+    check_writable(results_dir(results), "--results")
+
+
 def _label(config: Config, axes: list[str]) -> str:
     """A point as the sweep sees it: its grid values and seed."""
     flat = config.flat()
@@ -74,9 +82,9 @@ def report(result: SweepResult, echo: Callable[..., None]) -> int:
                                                                   strict=True)]
         with pd.option_context("display.width", 200, "display.max_rows", 1000):
             echo(shown.to_string(index=False))
-    points = sum(len(group) for group in result.spec.groups())
-    echo(f"sweep {result.spec.name}: {result.ran} run(s) trained now; {points - len(result.failed)} of {points} "
-         f"point(s) finished, {len(result.failed)} failed; report in {result.directory}")
+    runs = sum(len(group) for group in result.spec.groups())
+    echo(f"sweep {result.spec.name}: {result.ran} unfinished run(s) attempted now; {runs - len(result.failed)} of "
+         f"{runs} run(s) finished, {len(result.failed)} failed; report in {result.directory}")
     labels = {config.run_name(): _label(config, list(result.spec.grid))
               for group in result.spec.groups() for config in group}
     for name, reason in result.failed.items():
@@ -93,6 +101,7 @@ def sweep(file: str | None, *, results: Path | None, data: Path | None, device: 
           echo: Callable[..., None], progress: bool = True, **spec_args: Any) -> int:
     """Build, run and report a sweep; returns the exit code (1 when points failed)."""
     spec = build_spec(file, **spec_args)
+    check_where(results, device)
     with warnings.catch_warnings(record=True) as caught:  # a point verify would not pass: one line each
         warnings.simplefilter("always", DamagedRunWarning)
         result = run_sweep(spec, results, data_dir=data, device=device, progress=progress)
