@@ -92,3 +92,18 @@ def checked_config(parser: argparse.ArgumentParser, make: Callable[[], Any], dev
     except SddError as error:
         parser.error(str(error))
     return config
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Run a benchmark's `main`: Ctrl-C ends it with one line and exit 130, SIGTERM with exit 143, both after
+    its `with` blocks have removed their temporary folders (a kill by signal would leave them behind)."""
+    import signal
+    import sys
+
+    name = Path(sys.argv[0]).name
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        main()
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        sys.exit(130)

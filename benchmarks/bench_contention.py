@@ -23,7 +23,7 @@ import tempfile
 import time
 
 import torch
-from args import checked_config, int_between, non_negative_int, positive_int, preset
+from args import checked_config, int_between, non_negative_int, positive_int, preset, run_main
 
 import sddlab
 from sddlab.runtime import Runtime
@@ -85,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

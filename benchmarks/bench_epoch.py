@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from args import device as device_name
-from args import positive_int
+from args import positive_int, run_main
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
@@ -196,4 +196,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -31,7 +31,7 @@ import tempfile
 import time
 
 import torch
-from args import checked_config, device, non_negative_int, positive_int, preset
+from args import checked_config, device, non_negative_int, positive_int, preset, run_main
 
 import sddlab
 from sddlab.executors import Task, Where, process_pool
@@ -155,4 +155,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

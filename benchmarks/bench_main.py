@@ -21,7 +21,7 @@ import tempfile
 import time
 
 import torch
-from args import checked_config, device, non_negative_int, preset
+from args import checked_config, device, non_negative_int, preset, run_main
 
 import sddlab
 from sddlab.assignments import parse_assignment
@@ -117,4 +117,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

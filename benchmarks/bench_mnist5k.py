@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from args import positive_int
+from args import positive_int, run_main
 from bench_epoch import PerSampleImages  # the same per-item PIL path as the epoch benchmark
 from torch.utils.data import DataLoader
 from torchvision import transforms
@@ -91,4 +91,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

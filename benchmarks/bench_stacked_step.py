@@ -25,7 +25,7 @@ import os
 import time
 
 import torch
-from args import int_between, positive_int
+from args import int_between, positive_int, run_main
 
 import sddlab
 from sddlab.lockstep.fused_step import FusedStep
@@ -124,4 +124,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

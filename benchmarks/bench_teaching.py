@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import nbformat
+from args import run_main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from test_lab_grading import _fill  # noqa: E402  (what a student does to the notebook)
@@ -107,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -38,7 +38,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from args import device as device_name  # noqa: E402
-from args import output_file  # noqa: E402
+from args import output_file, run_main  # noqa: E402
 from bench_epoch import _sync, matmul_gflops, sddlab_epoch, synthetic  # noqa: E402
 
 import sddlab  # noqa: E402
@@ -230,4 +230,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)
