@@ -95,3 +95,16 @@ def test_check_writable_probes_by_making_the_folders_and_leaves_nothing(tmp_path
     (tmp_path / "kept").mkdir()
     check_writable(tmp_path / "kept")
     assert [p.name for p in tmp_path.iterdir()] == ["kept"] and list((tmp_path / "kept").iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["long", "link", "under-file"])
+def test_notebook_output_and_copy_notebooks_folder_name_the_os_reason(tmp_path, cli, kind):
+    place, reason = bad_place(tmp_path, kind)
+    before = snapshot(tmp_path)
+    code, _, err = cli("copy-notebooks", place, "--no-kernel")
+    one_error(code, err, "folder=")
+    assert reason in err, err
+    code, _, err = cli("notebook", "01_curve", "--output", place)
+    one_error(code, err, "--output=")
+    assert reason in err, err
+    assert snapshot(tmp_path) == before

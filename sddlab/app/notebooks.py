@@ -56,6 +56,7 @@ def execute(
         raise ConfigError("notebook", name, f"one of {', '.join(names)}")
     results = (parameters or {}).get("results")
     output_dir = Path(output_dir) if output_dir else paths.results_dir(results) / "notebooks" / name
+    paths.check_writable(output_dir, "--output")
     output_dir = output_dir.resolve()
     output_dir.mkdir(parents=True, exist_ok=True)
     parameters = {"output_dir": str(output_dir), **(parameters or {})}
@@ -93,8 +94,7 @@ def copy_notebooks(folder: str | Path, overwrite: bool = False, notebook_dir: Pa
     unless `overwrite`.
     """
     folder = Path(folder).expanduser()
-    if folder.exists() and not folder.is_dir():
-        raise ConfigError("folder", str(folder), "a folder (it is a file)")
+    paths.check_writable(folder, "folder")
     folder.mkdir(parents=True, exist_ok=True)
     outcome = {}
     for source in sorted(notebook_dir.glob("*.ipynb")):
