@@ -75,7 +75,8 @@ class SweepSpec:
         return self.executor == "inprocess" if self.lockstep is None else self.lockstep
 
     def groups(self) -> list[list[Config]]:
-        """One list per grid point: that point's config for each seed (validated once, then remembered)."""
+        """One list per grid point: that point's config for each seed (validated once, then remembered); a
+        point that repeats another's run, or that a run would refuse, is refused here, before any work."""
         if "_groups" not in self.__dict__:
             keys, points, seen, checked = list(self.grid), [], {}, set()
             for values in itertools.product(*self.grid.values()):
@@ -85,9 +86,10 @@ class SweepSpec:
                 if name in seen:  # e.g. lr=0.1,0.1 or 0.1,1e-1: one run counted twice
                     raise ConfigError("grid", point, f"distinct points; this one is the same run as {seen[name]}")
                 seen[name] = point
-                if _rules_key(config) not in checked:  # what a run would check only once it starts
+                rules = _rules_key(config)
+                if rules not in checked:  # what a run would check only once it starts
                     check_config(config)
-                    checked.add(_rules_key(config))
+                    checked.add(rules)
                 points.append([config.with_overrides({"experiment.seed": int(seed)}) for seed in self.seeds])
             object.__setattr__(self, "_groups", points)  # frozen: the cache is not a field
         return [list(group) for group in self.__dict__["_groups"]]
