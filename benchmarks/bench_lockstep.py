@@ -31,7 +31,7 @@ import tempfile
 import time
 
 import torch
-from args import checked_config, device, non_negative_int, positive_int, preset, run_main
+from args import checked_config, device, int_between, non_negative_int, positive_int, preset, run_main
 
 import sddlab
 from sddlab.executors import Task, Where, process_pool
@@ -104,11 +104,12 @@ def _time(mode: str, configs: list, args: argparse.Namespace) -> tuple[float, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", type=preset, default="digits")
-    parser.add_argument("--ks", type=positive_int, nargs="+", default=[1, 4, 8])
+    parser.add_argument("--ks", type=int_between(1, 64), nargs="+", default=[1, 4, 8])
     parser.add_argument("--levels", type=non_negative_int, default=1)
     parser.add_argument("--epochs", type=positive_int, default=150)
-    parser.add_argument("--threads", type=positive_int, default=os.cpu_count() or 1)
-    parser.add_argument("--workers", type=positive_int, default=os.cpu_count() or 1)
+    cores = os.cpu_count() or 1
+    parser.add_argument("--threads", type=int_between(1, cores, "(this machine's cores)"), default=cores)
+    parser.add_argument("--workers", type=int_between(1, cores, "(this machine's cores)"), default=cores)
     parser.add_argument("--modes", nargs="+", default=["serial", "lockstep", "pool"],
                         choices=["serial", "lockstep", "pool"])
     parser.add_argument("--device", type=device, default="cpu")

@@ -78,8 +78,13 @@ def largest_per_seed(stacks: list[torch.Tensor]) -> list[float]:
     return peaks.amax(0).tolist()
 
 
-def advice(config: Config) -> str:
-    """What to change, in `--set` terms."""
+def advice(config: Config, level: int = 0) -> str:
+    """What to change, in `--set` terms: the learning rate the diverged level trained with (finetuning's own
+    after the dense level, when set)."""
+    retraining = config.retraining
+    if level > 0 and retraining.mode == "finetune" and retraining.finetune_lr is not None:
+        lr = retraining.finetune_lr
+        return f"lower retraining.finetune_lr (now {lr:g}), e.g. --set retraining.finetune_lr={lr / 10:g}"
     lr = config.training.lr
     return (f"lower training.lr (now {lr:g}), e.g. --set training.lr={lr / 10:g}, or add a warm-up "
             "(--set training.warmup=1ep)")
@@ -104,7 +109,7 @@ def check_epoch(level: int, stats: EpochStats, model: nn.Module, data: DeviceDat
         reason = f"weights exploded (largest |w| {peak:.3g}, above {WEIGHT_LIMIT:g})"
     else:
         return
-    raise Diverged.at(level, stats.epoch, reason, advice(config))
+    raise Diverged.at(level, stats.epoch, reason, advice(config, level))
 
 
 def diverged_record(level: int, mask: pruning.Mask, ignored_weights: int, error: Diverged) -> dict[str, Any]:

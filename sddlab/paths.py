@@ -35,6 +35,13 @@ def results_dir(explicit: str | Path | None = None) -> Path:
     return _resolve(explicit, RESULTS_ENV, "results")
 
 
+def results_field(explicit: str | Path | None) -> str:
+    """How an error names the results folder: `--results`, or the variable when that is what chose it."""
+    if (explicit is None or str(explicit) == "") and os.environ.get(RESULTS_ENV, "").strip():
+        return RESULTS_ENV
+    return "--results"
+
+
 def check_writable(results: str | Path, field: str = "results", value: object = None) -> None:
     """Fail early, naming the field (or option), the path and the OS's reason, when the folder cannot be
     created or written: probed by making its missing folders and a file in it, all removed again (nothing

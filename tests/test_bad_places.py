@@ -108,3 +108,12 @@ def test_notebook_output_and_copy_notebooks_folder_name_the_os_reason(tmp_path, 
     one_error(code, err, "--output=")
     assert reason in err, err
     assert snapshot(tmp_path) == before
+
+
+def test_a_bad_results_folder_from_the_variable_is_named_as_the_variable(tmp_path, cli, monkeypatch):
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("SDDLAB_RESULTS", str(tmp_path / "file"))
+    for command in ("run", "sweep"):
+        code, _, err = cli(*TRAINING[command], "--device", "cpu", "--quiet")
+        one_error(code, err, "SDDLAB_RESULTS=")
+        assert "is not a folder" in err and "--results" not in err

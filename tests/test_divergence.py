@@ -23,6 +23,7 @@ from sddlab.divergence import (
     WEIGHT_LIMIT,
     Diverged,
     SeedsDiverged,
+    advice,
     check_epoch,
     diverged_record,
     largest_weight,
@@ -212,3 +213,11 @@ def test_divergence_errors_cross_process_boundaries_unchanged():
     for error in (one, group):
         again = pickle.loads(pickle.dumps(error))
         assert type(again) is type(error) and str(again) == str(error)
+
+
+def test_the_advice_names_the_learning_rate_the_diverged_level_trained_with():
+    config = sddlab.get_preset("tiny").with_overrides({"retraining.mode": "finetune", "retraining.finetune_lr": 1e8})
+    assert advice(config, 0).startswith("lower training.lr (now 0.003)")  # the dense level trains with training.lr
+    assert advice(config, 1) == "lower retraining.finetune_lr (now 1e+08), e.g. --set retraining.finetune_lr=1e+07"
+    rewind = config.with_overrides({"retraining.mode": "rewind"})
+    assert advice(rewind, 1).startswith("lower training.lr")

@@ -31,7 +31,7 @@ with interrupts_deferred():  # a Ctrl-C while the command line loads (torch take
     from sddlab.events import Event, RunStarted
     from sddlab.figures.axis import paper_axis
     from sddlab.figures.export import write_run_figure
-    from sddlab.paths import check_writable, results_dir
+    from sddlab.paths import check_writable, results_dir, results_field
     from sddlab.phases import detect_phases
     from sddlab.presets import cost, get_preset, list_presets
     from sddlab.runs import run_dir_of
@@ -89,7 +89,7 @@ def run(
     if amp is not None:  # precision is part of the run's identity (its hash), so the flag sets the config
         config = config.with_overrides({"training.precision": "bf16" if amp else "fp32"})
     runtime = Runtime(device=resolve_device(device), compile=compile_model, deterministic=deterministic)
-    check_writable(results_dir(results), "--results")
+    check_writable(results_dir(results), results_field(results))
     try:
         run_dir = sddlab.run(config, results, data_dir=data, progress=not quiet, runtime=runtime, step=step,
                              listener=_say_if_read_back)

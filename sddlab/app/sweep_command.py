@@ -14,7 +14,7 @@ from sddlab.collect import DamagedRunWarning
 from sddlab.config import Config
 from sddlab.errors import ConfigError, SddError, shown
 from sddlab.limits import check_count, check_sweep_name
-from sddlab.paths import check_writable, results_dir
+from sddlab.paths import check_writable, results_dir, results_field
 from sddlab.runtime import resolve_device
 from sddlab.sweeps import SweepResult, SweepSpec, load_sweep, make_sweep, parse_grid, run_sweep
 
@@ -60,7 +60,7 @@ def build_spec(file: str | None, *, name: str | None, preset: str | None, config
 def check_where(results: Path | None, device: str) -> None:
     """A training command's --device and --results folder, refused in one line each before any work starts."""
     resolve_device(device)
-    check_writable(results_dir(results), "--results")
+    check_writable(results_dir(results), results_field(results))
 
 
 def _label(config: Config, axes: list[str]) -> str:
