@@ -143,3 +143,20 @@ def test_a_run_that_diverged_at_once_has_nothing_to_analyse_in_one_line(kind, tm
     assert code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"sddlab: error: {config.run_name()} diverged (level 0: weights exploded")
     assert err.rstrip().endswith("it has no measured level, so there is nothing to analyse")
+
+
+def test_a_diverged_run_among_measured_ones_is_skipped_with_a_line(run_dir, tmp_path_factory, small_config,
+                                                                    run_config, monkeypatch, capsys):
+    from sddlab.divergence import Diverged
+
+    config = small_config({"training.lr": 1e8})
+    results = tmp_path_factory.getbasetemp() / "diverged-at-once"
+    if not (results / config.run_name()).is_dir():
+        with pytest.raises(Diverged):
+            run_config(config, results)
+    diverged = str(results / config.run_name())
+    code, out, err = analyse(monkeypatch, capsys, "phases", diverged, str(run_dir), "--device", "cpu")
+    assert code == 0, err
+    assert f"sddlab: skipped: {config.run_name()} diverged (level 0:" in err and "== phases ==" in out
+    code, _, err = analyse(monkeypatch, capsys, "phases", diverged, diverged, "--device", "cpu")
+    assert code == 2 and "nothing to analyse: all 2 runs diverged" in err.splitlines()[-1]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -40,9 +41,7 @@ def run_kind(kind: str, run_dirs: list[Path], *, levels: list[int] | None, data_
     if len(run_dirs) > 1 and kind not in MULTI_RUN:
         raise SddError(f"analysis {kind!r} takes one run directory ({len(run_dirs)} given); "
                        f"several only for {', '.join(MULTI_RUN)}")
-    runs = [analyses.AnalysedRun(path, data_dir, device) for path in run_dirs]
-    for each in runs:  # a run that diverged before any measurement: one line, not a missing column or checkpoint
-        each.check_measured()
+    runs = _measured([analyses.AnalysedRun(path, data_dir, device) for path in run_dirs])
     run = runs[0]
     if levels is not None:
         run.check_levels(levels)
@@ -68,6 +67,23 @@ def run_kind(kind: str, run_dirs: list[Path], *, levels: list[int] | None, data_
     }
     outcome = calls[kind]()
     return outcome if isinstance(outcome, list) else [outcome]
+
+
+def _measured(runs: list[analyses.AnalysedRun]) -> list[analyses.AnalysedRun]:
+    """The runs with a measured level. One that diverged before any is refused in one line when it is the
+    only one (not a missing column or checkpoint), else skipped with a line on stderr, as `report` does."""
+    kept = []
+    for each in runs:
+        try:
+            each.check_measured()
+            kept.append(each)
+        except SddError as error:
+            if len(runs) == 1:
+                raise
+            print(f"sddlab: skipped: {error}", file=sys.stderr)
+    if not kept:
+        raise SddError(f"nothing to analyse: all {len(runs)} runs diverged before their first measured level")
+    return kept
 
 
 def print_result(result: AnalysisResult, echo: Callable[[str], None]) -> None:

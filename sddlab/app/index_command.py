@@ -40,6 +40,7 @@ def index_command(
 ) -> None:
     """One tidy table over many runs: a row per run x level, config fields as columns."""
     if output is not None:
+        output = output.expanduser()  # '~/x.csv' as a shell would read it
         _check_output(output)
     with warnings.catch_warnings(record=True) as caught:  # each run verify would not pass: one line
         warnings.simplefilter("always", DamagedRunWarning)

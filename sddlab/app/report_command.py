@@ -18,7 +18,7 @@ def report(
 ) -> None:
     """Write a results page: per level mean ± std over seeds, the phases and the margin over dense, CSVs, the
     curve and what made it."""
-    page = write_page(list(inputs), name, out, png)
+    page = write_page(list(inputs), name, out.expanduser(), png)  # '~/x' as a shell would read it
     for line in page.diverged:
         typer.echo(line, err=True)
     for label, phases in page.reports.items():
