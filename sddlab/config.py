@@ -96,21 +96,17 @@ class ModelConfig(_Section):
     width: float = _neutral(1.0, gt=0, description="width multiplier (conv nets)")
     bn_init: Literal["uniform", "default"] = _neutral("uniform", description="BatchNorm gamma ~ U(0,1)")
 
-    @field_validator("hidden", mode="before")
+    @field_validator("hidden", mode="wrap")
     @classmethod
-    def _one_width_is_one_layer(cls, hidden: Any) -> Any:
-        if isinstance(hidden, int) and not isinstance(hidden, bool):
-            return (hidden,)
+    def _hidden_widths(cls, hidden: Any, handler: Any) -> tuple[int, ...]:
+        """One width alone is one layer; every width positive, at most MAX_HIDDEN_LAYERS of them."""
+        hidden = (hidden,) if isinstance(hidden, int) and not isinstance(hidden, bool) else hidden
         if not isinstance(hidden, (list, tuple)):
             raise ValueError(f"a list of positive integers, at most {MAX_HIDDEN_LAYERS} of them, e.g. 256,256 or [128]")
-        return hidden
-
-    @field_validator("hidden")
-    @classmethod
-    def _positive_widths(cls, hidden: tuple[int, ...]) -> tuple[int, ...]:
-        if any(width <= 0 for width in hidden) or len(hidden) > MAX_HIDDEN_LAYERS:
+        widths = handler(hidden)
+        if any(width <= 0 for width in widths) or len(widths) > MAX_HIDDEN_LAYERS:
             raise ValueError(f"positive integers, at most {MAX_HIDDEN_LAYERS} of them (hidden layers)")
-        return hidden
+        return widths
 
 
 class TrainingConfig(_Section):
