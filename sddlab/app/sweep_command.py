@@ -93,7 +93,7 @@ def report(result: SweepResult, echo: Callable[..., None]) -> int:
         echo("rerun the same command to finish only the failed points", err=True)
     elif result.failed:
         echo("diverged points diverge again when rerun (training is deterministic): change their config, "
-             "e.g. a lower training.lr", err=True)
+             "as each line above advises", err=True)
     return 1 if result.failed else 0
 
 
